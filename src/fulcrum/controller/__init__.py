@@ -1,0 +1,1 @@
+"""The Controller: REST API, services, store and (later) reconcilers."""

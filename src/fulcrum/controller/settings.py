@@ -1,0 +1,53 @@
+"""Controller settings, loaded once from flags and environment and passed down explicitly."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_LISTEN = "127.0.0.1:9080"
+
+
+@dataclass(frozen=True)
+class ControllerSettings:
+    data_dir: Path = Path(".fulcrum")
+    db_url: str | None = None  # default: SQLite in the data dir
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 9080
+    admin_password: str | None = None
+    secret_key: str | None = None
+    reserved_networks: tuple[str, ...] = ()
+    argon2_memory_kib: int = 65536
+    token_ttl_s: int = 8 * 3600
+    login_window_s: float = 60.0
+    max_failures_per_user: int = 5
+    max_failures_per_source: int = 20
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> ControllerSettings:
+        """Environment first (FULCRUM_*), then explicit overrides from command-line flags."""
+        env = os.environ
+        values: dict[str, object] = {
+            "data_dir": Path(env.get("FULCRUM_DATA_DIR", ".fulcrum")),
+            "db_url": env.get("FULCRUM_DB_URL") or None,
+            "admin_password": env.get("FULCRUM_ADMIN_PASSWORD") or None,
+            "secret_key": env.get("FULCRUM_SECRET_KEY") or None,
+            "reserved_networks": tuple(
+                n.strip() for n in env.get("FULCRUM_RESERVED_NETWORKS", "").split(",") if n.strip()
+            ),
+        }
+        if env.get("FULCRUM_ARGON2_MEMORY_KIB"):
+            values["argon2_memory_kib"] = int(env["FULCRUM_ARGON2_MEMORY_KIB"])
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """`HOST:PORT`, `[v6]:PORT` or `:PORT` -> (host, port)."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"--listen must be HOST:PORT, got {value!r}")
+    host = host.strip("[]") or "127.0.0.1"
+    return host, int(port)

@@ -1,0 +1,252 @@
+"""Queries over the tables. Functions take an open connection so callers decide the transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, ColumnElement, and_, delete, func, insert, or_, select, update
+
+from fulcrum.controller.store.tables import events, objects, refs, tokens
+
+
+@dataclass
+class StoredObject:
+    uuid: str
+    type: str
+    tenant_uuid: str
+    name: str
+    data: dict[str, Any]
+    secrets: str | None = None
+    flags: str = ""
+    owner_uuid: str | None = None
+    created: int = 0
+    last_modified: int = 0
+
+    @property
+    def builtin(self) -> bool:
+        return "builtin" in self.flags.split(",")
+
+    @property
+    def protected(self) -> bool:
+        return self.builtin or "protected" in self.flags.split(",")
+
+
+@dataclass(frozen=True)
+class Referrer:
+    uuid: str
+    type: str
+    name: str
+    field: str
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    """Filters of a collection GET, already checked by the API layer."""
+
+    type: str
+    visible: ColumnElement[bool] | None = None
+    name: str | None = None
+    sort: str = "name"
+    descending: bool = False
+    offset: int = 0
+    limit: int = 25
+    uuids: Sequence[str] | None = field(default=None)
+
+
+_SORT_COLUMNS = {"name": objects.c.name, "uuid": objects.c.uuid, "_last_modified": objects.c.last_modified}
+SORT_FIELDS = tuple(_SORT_COLUMNS)
+
+
+def _row_to_object(row: Any) -> StoredObject:
+    return StoredObject(
+        uuid=row.uuid,
+        type=row.type,
+        tenant_uuid=row.tenant_uuid,
+        name=row.name,
+        data=row.data,
+        secrets=row.secrets,
+        flags=row.flags,
+        owner_uuid=row.owner_uuid,
+        created=row.created,
+        last_modified=row.last_modified,
+    )
+
+
+def visible_in(tenant_uuid: str, admin_tenant_uuid: str, shared_types: Iterable[str]) -> ColumnElement[bool]:
+    """Rows a caller in `tenant_uuid` may see: its own, plus shared and built-in admin objects."""
+    return or_(
+        objects.c.tenant_uuid == tenant_uuid,
+        and_(
+            objects.c.tenant_uuid == admin_tenant_uuid,
+            or_(objects.c.type.in_(list(shared_types)), objects.c.flags.contains("builtin")),
+        ),
+    )
+
+
+def get(conn: Connection, uuid: str) -> StoredObject | None:
+    row = conn.execute(select(objects).where(objects.c.uuid == uuid)).first()
+    return _row_to_object(row) if row else None
+
+
+def find_by_name(
+    conn: Connection, type_: str, name: str, tenant_uuids: Sequence[str]
+) -> StoredObject | None:
+    """The object named `name` in the first of `tenant_uuids` that has one (own tenant before admin)."""
+    rows = conn.execute(
+        select(objects).where(
+            objects.c.type == type_, objects.c.name == name, objects.c.tenant_uuid.in_(list(tenant_uuids))
+        )
+    ).all()
+    by_tenant = {row.tenant_uuid: row for row in rows}
+    for tenant in tenant_uuids:
+        if tenant in by_tenant:
+            return _row_to_object(by_tenant[tenant])
+    return None
+
+
+def list_objects(conn: Connection, query: ListQuery) -> tuple[int, list[StoredObject]]:
+    conditions: list[ColumnElement[bool]] = [objects.c.type == query.type]
+    if query.visible is not None:
+        conditions.append(query.visible)
+    if query.name is not None:
+        conditions.append(objects.c.name == query.name)
+    if query.uuids is not None:
+        conditions.append(objects.c.uuid.in_(list(query.uuids)))
+    total = conn.execute(select(func.count()).select_from(objects).where(*conditions)).scalar_one()
+    column = _SORT_COLUMNS[query.sort]
+    order = column.desc() if query.descending else column.asc()
+    rows = conn.execute(
+        select(objects).where(*conditions).order_by(order, objects.c.uuid).offset(query.offset).limit(query.limit)
+    ).all()
+    return total, [_row_to_object(r) for r in rows]
+
+
+def all_of_type(conn: Connection, type_: str) -> list[StoredObject]:
+    rows = conn.execute(select(objects).where(objects.c.type == type_).order_by(objects.c.name)).all()
+    return [_row_to_object(r) for r in rows]
+
+
+def count_in_tenant(conn: Connection, tenant_uuid: str) -> dict[str, int]:
+    rows = conn.execute(
+        select(objects.c.type, func.count())
+        .where(objects.c.tenant_uuid == tenant_uuid)
+        .group_by(objects.c.type)
+    ).all()
+    return {row[0]: row[1] for row in rows}
+
+
+def insert_object(conn: Connection, obj: StoredObject) -> None:
+    conn.execute(
+        insert(objects).values(
+            uuid=obj.uuid,
+            type=obj.type,
+            tenant_uuid=obj.tenant_uuid,
+            name=obj.name,
+            data=obj.data,
+            secrets=obj.secrets,
+            flags=obj.flags,
+            owner_uuid=obj.owner_uuid,
+            created=obj.created,
+            last_modified=obj.last_modified,
+        )
+    )
+
+
+def update_object(conn: Connection, obj: StoredObject) -> None:
+    conn.execute(
+        update(objects)
+        .where(objects.c.uuid == obj.uuid)
+        .values(
+            name=obj.name,
+            data=obj.data,
+            secrets=obj.secrets,
+            flags=obj.flags,
+            owner_uuid=obj.owner_uuid,
+            last_modified=obj.last_modified,
+        )
+    )
+
+
+def delete_object(conn: Connection, uuid: str) -> None:
+    conn.execute(delete(refs).where(refs.c.src_uuid == uuid))
+    conn.execute(delete(tokens).where(tokens.c.user_uuid == uuid))
+    conn.execute(delete(objects).where(objects.c.uuid == uuid))
+
+
+def name_taken(conn: Connection, type_: str, tenant_uuid: str, name: str, except_uuid: str | None) -> bool:
+    query = select(objects.c.uuid).where(
+        objects.c.type == type_, objects.c.tenant_uuid == tenant_uuid, objects.c.name == name
+    )
+    if except_uuid:
+        query = query.where(objects.c.uuid != except_uuid)
+    return conn.execute(query).first() is not None
+
+
+def set_refs(conn: Connection, src_uuid: str, edges: Iterable[tuple[str, str]]) -> None:
+    """Replace the outgoing references of `src_uuid` with `edges` (field label, target uuid)."""
+    conn.execute(delete(refs).where(refs.c.src_uuid == src_uuid))
+    unique = sorted(set(edges))
+    if unique:
+        conn.execute(insert(refs), [{"src_uuid": src_uuid, "field": f, "dst_uuid": d} for f, d in unique])
+
+
+def referrers(conn: Connection, dst_uuid: str) -> list[Referrer]:
+    rows = conn.execute(
+        select(objects.c.uuid, objects.c.type, objects.c.name, refs.c.field)
+        .join(objects, objects.c.uuid == refs.c.src_uuid)
+        .where(refs.c.dst_uuid == dst_uuid)
+        .order_by(objects.c.type, objects.c.name)
+    ).all()
+    return [Referrer(r.uuid, r.type, r.name, r.field) for r in rows]
+
+
+def owned_by(conn: Connection, owner_uuid: str) -> list[StoredObject]:
+    rows = conn.execute(select(objects).where(objects.c.owner_uuid == owner_uuid)).all()
+    return [_row_to_object(r) for r in rows]
+
+
+# --- events ---------------------------------------------------------------------------------------
+
+
+def insert_event(conn: Connection, values: dict[str, Any]) -> None:
+    conn.execute(insert(events).values(**values))
+
+
+def list_events(
+    conn: Connection, conditions: list[ColumnElement[bool]], offset: int, limit: int
+) -> tuple[int, list[dict[str, Any]]]:
+    total = conn.execute(select(func.count()).select_from(events).where(*conditions)).scalar_one()
+    rows = conn.execute(
+        select(events).where(*conditions).order_by(events.c.ts.desc(), events.c.id.desc()).offset(offset).limit(limit)
+    ).all()
+    return total, [dict(r._mapping) for r in rows]
+
+
+# --- tokens ---------------------------------------------------------------------------------------
+
+
+def insert_token(conn: Connection, token_hash: str, user_uuid: str, created: int, expires: int) -> None:
+    conn.execute(
+        insert(tokens).values(token_hash=token_hash, user_uuid=user_uuid, created=created, expires=expires)
+    )
+
+
+def token_user(conn: Connection, token_hash: str, now: int) -> str | None:
+    row = conn.execute(
+        select(tokens.c.user_uuid).where(tokens.c.token_hash == token_hash, tokens.c.expires > now)
+    ).first()
+    return row.user_uuid if row else None
+
+
+def delete_token(conn: Connection, token_hash: str) -> bool:
+    return conn.execute(delete(tokens).where(tokens.c.token_hash == token_hash)).rowcount > 0
+
+
+def delete_user_tokens(conn: Connection, user_uuid: str) -> None:
+    conn.execute(delete(tokens).where(tokens.c.user_uuid == user_uuid))
+
+
+def purge_expired_tokens(conn: Connection, now: int) -> None:
+    conn.execute(delete(tokens).where(tokens.c.expires <= now))

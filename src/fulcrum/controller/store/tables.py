@@ -1,0 +1,84 @@
+"""Table definitions. Config objects are JSON documents; references get their own table for integrity."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+objects = Table(
+    "objects",
+    metadata,
+    Column("uuid", String(80), primary_key=True),
+    Column("type", String(64), nullable=False),
+    Column("tenant_uuid", String(80), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("data", JSON, nullable=False),
+    # Write-only fields (private keys, passwords) as one Fernet token; never leaves the service layer.
+    Column("secrets", Text, nullable=True),
+    # builtin: read-only system object; protected: editable but never deletable (Default-Cloud ...).
+    Column("flags", String(64), nullable=False, default=""),
+    # Owner of an object the controller created on someone's behalf (a VS's inline vsvip).
+    Column("owner_uuid", String(80), nullable=True),
+    Column("created", BigInteger, nullable=False),
+    Column("last_modified", BigInteger, nullable=False),
+    UniqueConstraint("type", "tenant_uuid", "name", name="uq_objects_type_tenant_name"),
+    Index("ix_objects_tenant_type", "tenant_uuid", "type"),
+)
+
+refs = Table(
+    "refs",
+    metadata,
+    Column("src_uuid", String(80), ForeignKey("objects.uuid", ondelete="CASCADE"), primary_key=True),
+    Column("field", String(128), primary_key=True),
+    Column("dst_uuid", String(80), ForeignKey("objects.uuid"), primary_key=True),
+    Index("ix_refs_dst", "dst_uuid"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("uuid", String(80), nullable=False, unique=True),
+    Column("event_id", String(64), nullable=False),
+    Column("ts", BigInteger, nullable=False),
+    Column("tenant_uuid", String(80), nullable=True),
+    Column("obj_type", String(64), nullable=True),
+    Column("obj_uuid", String(80), nullable=True),
+    Column("obj_name", String(255), nullable=True),
+    Column("user_name", String(255), nullable=True),
+    Column("source_ip", String(64), nullable=True),
+    Column("details", JSON, nullable=False),
+    Index("ix_events_ts", "ts"),
+    Index("ix_events_obj", "obj_uuid"),
+    Index("ix_events_tenant_ts", "tenant_uuid", "ts"),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("user_uuid", String(80), ForeignKey("objects.uuid", ondelete="CASCADE"), nullable=False),
+    Column("created", BigInteger, nullable=False),
+    Column("expires", BigInteger, nullable=False),
+    Index("ix_tokens_user", "user_uuid"),
+)

@@ -1,0 +1,486 @@
+"""Config schemas of every native object type, with their defaults and cross-field validation.
+
+Field names, enums and defaults follow the Avi object model so that people and tools that know it feel
+at home. Validation that needs controller settings (the reserved address list) reads them from the
+pydantic validation context under the key ``reserved_networks``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Any
+
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+
+from fulcrum.model.enums import (
+    ApplicationProfileType,
+    CertificateType,
+    CloudType,
+    FlowDist,
+    HaMode,
+    HealthMonitorType,
+    HttpResponseCode,
+    LbAlgorithm,
+    LbAlgorithmHash,
+    OpenStackPrivilege,
+    PersistenceType,
+    PlacementAlgo,
+    Role,
+    TenantScope,
+)
+from fulcrum.model.types import (
+    Description,
+    Hostname,
+    HttpToken,
+    IPAddress,
+    Name,
+    Network,
+    Port,
+    Secret,
+    Strict,
+    reserved_addresses,
+    ref,
+)
+
+PemText = Annotated[str, Field(min_length=1, max_length=65536)]
+
+
+def _refuse_reserved(value: str | None, info: ValidationInfo) -> str | None:
+    if value is None:
+        return value
+    extra = tuple((info.context or {}).get("reserved_networks", ()))
+    address = ipaddress.ip_address(value)
+    for network in reserved_addresses(extra):
+        if address.version == network.version and address in network:
+            raise ValueError(f"{value} is a reserved address ({network}) and cannot be a target")
+    if address.is_multicast or address.is_unspecified:
+        raise ValueError(f"{value} is not a unicast address")
+    return value
+
+
+# --- tenancy and identity -------------------------------------------------------------------------
+
+
+class Tenant(Strict):
+    name: Name
+    description: Description = ""
+
+
+class UserAccess(Strict):
+    tenant_ref: ref("tenant")  # type: ignore[valid-type]
+    role: Role
+
+
+class User(Strict):
+    name: Name
+    password: Annotated[str | None, Field(min_length=8, max_length=1024), Secret()] = None
+    full_name: Description = ""
+    email: Annotated[str, Field(max_length=254, pattern=r"^$|^[^@\s]+@[^@\s]+$")] = ""
+    access: list[UserAccess] = Field(default_factory=list, max_length=256)
+    default_tenant_ref: ref("tenant") | None = None  # type: ignore[valid-type]
+    is_active: bool = True
+
+    @model_validator(mode="after")
+    def _default_tenant_in_access(self) -> User:
+        tenants = [a.tenant_ref for a in self.access]
+        if len(set(tenants)) != len(tenants):
+            raise ValueError("access: each tenant may appear only once")
+        return self
+
+
+# --- infrastructure -------------------------------------------------------------------------------
+
+
+class LocalConfiguration(Strict):
+    vip_network: Network = "127.100.0.0/16"
+
+
+class NetnsConfiguration(Strict):
+    vip_network: Network = "10.200.0.0/16"
+    mgmt_network: Network = "10.199.0.0/16"
+
+
+class OpenStackConfiguration(Strict):
+    auth_url: Annotated[str, Field(min_length=1, max_length=512, pattern=r"^https?://[^\s]+$")]
+    username: Name
+    password: Annotated[str | None, Field(max_length=1024), Secret()] = None
+    admin_tenant: Name
+    region: Name | None = None
+    mgmt_network_name: Name
+    privilege: OpenStackPrivilege = OpenStackPrivilege.WRITE_ACCESS
+    tenant_se: bool = True
+    allowed_address_pairs: bool = True
+    use_keystone_auth: bool = False
+    role_mapping: dict[Name, Role] = Field(default_factory=dict)
+    se_image_name: Name = "fulcrum-se"
+
+
+class Cloud(Strict):
+    name: Name
+    vtype: CloudType = CloudType.CLOUD_LOCAL
+    local_configuration: LocalConfiguration | None = None
+    netns_configuration: NetnsConfiguration | None = None
+    openstack_configuration: OpenStackConfiguration | None = None
+
+    @model_validator(mode="after")
+    def _configuration_matches_vtype(self) -> Cloud:
+        wanted = {
+            CloudType.CLOUD_LOCAL: "local_configuration",
+            CloudType.CLOUD_NETNS: "netns_configuration",
+            CloudType.CLOUD_OPENSTACK: "openstack_configuration",
+        }
+        for vtype, field in wanted.items():
+            if vtype != self.vtype and getattr(self, field) is not None:
+                raise ValueError(f"{field} is only valid with vtype {vtype.value}")
+        if self.vtype == CloudType.CLOUD_LOCAL and self.local_configuration is None:
+            self.local_configuration = LocalConfiguration()
+        if self.vtype == CloudType.CLOUD_NETNS and self.netns_configuration is None:
+            self.netns_configuration = NetnsConfiguration()
+        if self.vtype == CloudType.CLOUD_OPENSTACK and self.openstack_configuration is None:
+            raise ValueError("openstack_configuration is required with vtype CLOUD_OPENSTACK")
+        return self
+
+
+class ServiceEngineGroup(Strict):
+    name: Name
+    description: Description = ""
+    cloud_ref: ref("cloud") | None = None  # type: ignore[valid-type]
+    ha_mode: HaMode = HaMode.HA_MODE_SHARED
+    algo: PlacementAlgo = PlacementAlgo.PLACEMENT_ALGO_PACKED
+    buffer_se: Annotated[int, Field(ge=0, le=100)] = 1
+    min_scaleout_per_vs: Annotated[int | None, Field(ge=1, le=64)] = None
+    max_scaleout_per_vs: Annotated[int, Field(ge=1, le=64)] = 4
+    max_vs_per_se: Annotated[int, Field(ge=1, le=1000)] = 10
+    max_se: Annotated[int, Field(ge=1, le=1000)] = 10
+    per_app: bool = False
+    auto_rebalance: bool = False
+    max_cpu_usage: Annotated[int, Field(ge=1, le=100)] = 80
+    min_cpu_usage: Annotated[int, Field(ge=0, le=99)] = 30
+    auto_rebalance_interval: Annotated[int, Field(ge=1, le=86400)] = 300
+    se_deprovision_delay: Annotated[float, Field(ge=0, le=86400)] = 120.0
+    heartbeat_interval: Annotated[float, Field(ge=0.1, le=60)] = 1.0
+    heartbeat_miss_limit: Annotated[int, Field(ge=1, le=60)] = 3
+    vcpus_per_se: Annotated[int, Field(ge=1, le=64)] = 1
+    memory_per_se: Annotated[int, Field(ge=256, le=262144)] = 2048
+    se_name_prefix: Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")] = (
+        "Fulcrum"
+    )
+    tenant_scope: TenantScope = TenantScope.SE_GROUP_SHARED
+
+    @model_validator(mode="after")
+    def _scaleout_and_cpu_bounds(self) -> ServiceEngineGroup:
+        floor = 2 if self.ha_mode == HaMode.HA_MODE_SHARED_PAIR else 1
+        if self.min_scaleout_per_vs is None:
+            self.min_scaleout_per_vs = floor
+        elif self.min_scaleout_per_vs < floor:
+            raise ValueError("min_scaleout_per_vs must be at least 2 with HA_MODE_SHARED_PAIR")
+        if self.min_scaleout_per_vs > self.max_scaleout_per_vs:
+            raise ValueError("min_scaleout_per_vs must not exceed max_scaleout_per_vs")
+        if self.min_cpu_usage >= self.max_cpu_usage:
+            raise ValueError("min_cpu_usage must be lower than max_cpu_usage")
+        return self
+
+
+class ServiceEngine(Strict):
+    """Created by the controller; read-only through the API."""
+
+    name: Name
+    se_group_ref: ref("serviceenginegroup")  # type: ignore[valid-type]
+    cloud_ref: ref("cloud")  # type: ignore[valid-type]
+    mgmt_ip: IPAddress | None = None
+    enable_state: Annotated[str, Field(pattern=r"^SE_STATE_(ENABLED|DISABLED|DISABLED_FOR_PLACEMENT)$")] = (
+        "SE_STATE_ENABLED"
+    )
+
+
+# --- application objects --------------------------------------------------------------------------
+
+
+class HttpMonitor(Strict):
+    http_request: Annotated[
+        str,
+        Field(
+            max_length=1024,
+            # METHOD SP path [SP HTTP/1.x]: no CR/LF, no spaces inside the path, so nothing can smuggle
+            # extra lines into a monitor request or a rendered config.
+            pattern=r"^(GET|HEAD|POST|OPTIONS) /[\x21-\x7e]*( HTTP/1\.[01])?$",
+        ),
+    ] = "HEAD / HTTP/1.0"
+    http_response_code: list[HttpResponseCode] = Field(
+        default_factory=lambda: [HttpResponseCode.HTTP_2XX, HttpResponseCode.HTTP_3XX], min_length=1
+    )
+    http_request_host: Hostname | None = None
+
+
+class HealthMonitor(Strict):
+    name: Name
+    description: Description = ""
+    type: HealthMonitorType
+    send_interval: Annotated[int, Field(ge=1, le=3600)] = 10
+    receive_timeout: Annotated[int, Field(ge=1, le=2400)] = 4
+    successful_checks: Annotated[int, Field(ge=1, le=50)] = 2
+    failed_checks: Annotated[int, Field(ge=1, le=50)] = 2
+    monitor_port: Port | None = None
+    http_monitor: HttpMonitor | None = None
+    https_monitor: HttpMonitor | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> HealthMonitor:
+        if self.receive_timeout >= self.send_interval and self.send_interval > 1:
+            raise ValueError("receive_timeout must be shorter than send_interval")
+        if self.type == HealthMonitorType.HEALTH_MONITOR_HTTP and self.http_monitor is None:
+            self.http_monitor = HttpMonitor()
+        if self.type == HealthMonitorType.HEALTH_MONITOR_HTTPS and self.https_monitor is None:
+            self.https_monitor = HttpMonitor()
+        if self.http_monitor is not None and self.type != HealthMonitorType.HEALTH_MONITOR_HTTP:
+            raise ValueError("http_monitor is only valid with type HEALTH_MONITOR_HTTP")
+        if self.https_monitor is not None and self.type != HealthMonitorType.HEALTH_MONITOR_HTTPS:
+            raise ValueError("https_monitor is only valid with type HEALTH_MONITOR_HTTPS")
+        return self
+
+
+class Server(Strict):
+    ip: IPAddress
+    port: Port | None = None
+    ratio: Annotated[int, Field(ge=1, le=20)] = 1
+    enabled: bool = True
+    hostname: Hostname | None = None
+    monitor_address: IPAddress | None = None
+    monitor_port: Port | None = None
+    description: Description = ""
+
+    _ip_not_reserved = field_validator("ip", "monitor_address")(_refuse_reserved)
+
+
+class Pool(Strict):
+    name: Name
+    description: Description = ""
+    cloud_ref: ref("cloud") | None = None  # type: ignore[valid-type]
+    servers: list[Server] = Field(default_factory=list, max_length=1000)
+    lb_algorithm: LbAlgorithm = LbAlgorithm.LB_ALGORITHM_LEAST_CONNECTIONS
+    lb_algorithm_hash: LbAlgorithmHash = LbAlgorithmHash.LB_ALGORITHM_CONSISTENT_HASH_SOURCE_IP_ADDRESS
+    lb_algorithm_consistent_hash_hdr: HttpToken | None = None
+    health_monitor_refs: list[ref("healthmonitor")] = Field(default_factory=list, max_length=50)  # type: ignore[valid-type]
+    application_persistence_profile_ref: ref("applicationpersistenceprofile") | None = None  # type: ignore[valid-type]
+    default_server_port: Port = 80
+    graceful_disable_timeout: Annotated[int, Field(ge=-1, le=7200)] = 1
+    connection_ramp_duration: Annotated[int, Field(ge=0, le=300)] = 10
+    enabled: bool = True
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Pool:
+        seen: set[tuple[str, int]] = set()
+        for index, server in enumerate(self.servers):
+            key = (server.ip, server.port or self.default_server_port)
+            if key in seen:
+                raise ValueError(f"servers[{index}]: duplicate server {key[0]}:{key[1]}")
+            seen.add(key)
+        if (
+            self.lb_algorithm == LbAlgorithm.LB_ALGORITHM_CONSISTENT_HASH
+            and self.lb_algorithm_hash == LbAlgorithmHash.LB_ALGORITHM_CONSISTENT_HASH_CUSTOM_HEADER
+            and not self.lb_algorithm_consistent_hash_hdr
+        ):
+            raise ValueError("lb_algorithm_consistent_hash_hdr is required for a custom-header hash")
+        if len(set(self.health_monitor_refs)) != len(self.health_monitor_refs):
+            raise ValueError("health_monitor_refs: each monitor may appear only once")
+        return self
+
+
+class Vip(Strict):
+    vip_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")] = "0"
+    ip_address: IPAddress | None = None
+    auto_allocate_ip: bool = False
+    subnet: Network | None = None
+    floating_ip: IPAddress | None = None
+    auto_allocate_floating_ip: bool = False
+    enabled: bool = True
+
+    @model_validator(mode="after")
+    def _address_or_allocation(self) -> Vip:
+        if self.ip_address is None and not self.auto_allocate_ip:
+            raise ValueError("give ip_address or set auto_allocate_ip")
+        if self.ip_address is not None and self.subnet is not None:
+            if ipaddress.ip_address(self.ip_address) not in ipaddress.ip_network(self.subnet):
+                raise ValueError(f"ip_address {self.ip_address} is not inside subnet {self.subnet}")
+        if self.floating_ip is not None and self.auto_allocate_floating_ip:
+            raise ValueError("give floating_ip or set auto_allocate_floating_ip, not both")
+        return self
+
+
+def _unique_vip_ids(vips: list[Vip]) -> list[Vip]:
+    ids = [v.vip_id for v in vips]
+    if len(set(ids)) != len(ids):
+        raise ValueError("vip_id must be unique within the list")
+    addresses = [v.ip_address for v in vips if v.ip_address]
+    if len(set(addresses)) != len(addresses):
+        raise ValueError("each ip_address may appear only once")
+    return vips
+
+
+class VsVip(Strict):
+    name: Name
+    cloud_ref: ref("cloud") | None = None  # type: ignore[valid-type]
+    vip: list[Vip] = Field(min_length=1, max_length=16)
+
+    _unique = field_validator("vip")(_unique_vip_ids)
+
+
+class Service(Strict):
+    port: Port
+    port_range_end: Port | None = None
+    enable_ssl: bool = False
+
+    @model_validator(mode="after")
+    def _range(self) -> Service:
+        if self.port_range_end is not None and self.port_range_end < self.port:
+            raise ValueError("port_range_end must not be lower than port")
+        return self
+
+
+class VirtualService(Strict):
+    name: Name
+    description: Description = ""
+    enabled: bool = True
+    traffic_enabled: bool = True
+    services: list[Service] = Field(min_length=1, max_length=64)
+    pool_ref: ref("pool") | None = None  # type: ignore[valid-type]
+    application_profile_ref: ref("applicationprofile") | None = None  # type: ignore[valid-type]
+    ssl_key_and_certificate_refs: list[ref("sslkeyandcertificate")] = Field(  # type: ignore[valid-type]
+        default_factory=list, max_length=32
+    )
+    se_group_ref: ref("serviceenginegroup") | None = None  # type: ignore[valid-type]
+    cloud_ref: ref("cloud") | None = None  # type: ignore[valid-type]
+    vsvip_ref: ref("vsvip") | None = None  # type: ignore[valid-type]
+    vip: Annotated[list[Vip] | None, Field(min_length=1, max_length=16)] = None
+    flow_dist: FlowDist = FlowDist.LOAD_AWARE
+
+    @model_validator(mode="after")
+    def _consistent(self) -> VirtualService:
+        ports: set[int] = set()
+        for index, service in enumerate(self.services):
+            span = set(range(service.port, (service.port_range_end or service.port) + 1))
+            if span & ports:
+                raise ValueError(f"services[{index}]: port {service.port} overlaps another service")
+            ports |= span
+        if any(s.enable_ssl for s in self.services) and not self.ssl_key_and_certificate_refs:
+            raise ValueError("ssl_key_and_certificate_refs is required when a service has enable_ssl")
+        if self.vip is not None:
+            if self.vsvip_ref is not None:
+                raise ValueError("give either vsvip_ref or an inline vip, not both")
+            _unique_vip_ids(self.vip)
+        return self
+
+
+class HttpProfile(Strict):
+    xff_enabled: bool = True
+    xff_alternate_name: HttpToken = "X-Forwarded-For"
+    x_forwarded_proto_enabled: bool = False
+    connection_multiplexing_enabled: bool = True
+    keepalive_timeout: Annotated[int, Field(ge=100, le=3600000)] = 30000
+    client_header_timeout: Annotated[int, Field(ge=100, le=3600000)] = 10000
+    client_max_header_size: Annotated[int, Field(ge=1, le=64)] = 12
+    http_to_https: bool = False
+    hsts_enabled: bool = False
+
+
+class DnsServiceProfile(Strict):
+    ttl: Annotated[int, Field(ge=0, le=86400)] = 30
+    domain_names: list[Hostname] = Field(default_factory=list, max_length=100)
+
+
+class ApplicationProfile(Strict):
+    name: Name
+    description: Description = ""
+    type: ApplicationProfileType = ApplicationProfileType.APPLICATION_PROFILE_TYPE_HTTP
+    http_profile: HttpProfile | None = None
+    dns_service_profile: DnsServiceProfile | None = None
+
+    @model_validator(mode="after")
+    def _profile_matches_type(self) -> ApplicationProfile:
+        http = self.type == ApplicationProfileType.APPLICATION_PROFILE_TYPE_HTTP
+        dns = self.type == ApplicationProfileType.APPLICATION_PROFILE_TYPE_DNS
+        if self.http_profile is not None and not http:
+            raise ValueError("http_profile is only valid with type APPLICATION_PROFILE_TYPE_HTTP")
+        if self.dns_service_profile is not None and not dns:
+            raise ValueError("dns_service_profile is only valid with type APPLICATION_PROFILE_TYPE_DNS")
+        if http and self.http_profile is None:
+            self.http_profile = HttpProfile()
+        if dns and self.dns_service_profile is None:
+            self.dns_service_profile = DnsServiceProfile()
+        return self
+
+
+class HttpCookiePersistence(Strict):
+    cookie_name: HttpToken = "FULCRUM_PERSIST"
+    timeout: Annotated[int, Field(ge=0, le=14400)] = 0  # minutes; 0 = session cookie
+
+
+class IpPersistence(Strict):
+    ip_persistent_timeout: Annotated[int, Field(ge=1, le=720)] = 5  # minutes
+    ip_mask: Annotated[int, Field(ge=1, le=128)] | None = None
+
+
+class ApplicationPersistenceProfile(Strict):
+    name: Name
+    description: Description = ""
+    persistence_type: PersistenceType = PersistenceType.PERSISTENCE_TYPE_CLIENT_IP_ADDRESS
+    http_cookie_persistence_profile: HttpCookiePersistence | None = None
+    ip_persistence_profile: IpPersistence | None = None
+
+    @model_validator(mode="after")
+    def _profile_matches_type(self) -> ApplicationPersistenceProfile:
+        cookie = self.persistence_type == PersistenceType.PERSISTENCE_TYPE_HTTP_COOKIE
+        if cookie:
+            if self.ip_persistence_profile is not None:
+                raise ValueError("ip_persistence_profile is only valid with client-IP persistence")
+            self.http_cookie_persistence_profile = self.http_cookie_persistence_profile or HttpCookiePersistence()
+        else:
+            if self.http_cookie_persistence_profile is not None:
+                raise ValueError("http_cookie_persistence_profile is only valid with HTTP-cookie persistence")
+            self.ip_persistence_profile = self.ip_persistence_profile or IpPersistence()
+        return self
+
+
+class CertificateInfo(Strict):
+    """Read-only facts about a certificate, filled in by the controller."""
+
+    subject: str = ""
+    issuer: str = ""
+    not_before: str = ""
+    not_after: str = ""
+    serial_number: str = ""
+    fingerprint_sha256: str = ""
+    subject_alt_names: list[str] = Field(default_factory=list)
+    self_signed: bool = False
+
+
+class CertificateBody(Strict):
+    certificate: PemText
+    info: CertificateInfo | None = None
+
+    @field_validator("certificate")
+    @classmethod
+    def _looks_like_pem(cls, value: str) -> str:
+        if "-----BEGIN CERTIFICATE-----" not in value:
+            raise ValueError("must be a PEM certificate (-----BEGIN CERTIFICATE-----)")
+        return value
+
+
+class SslKeyAndCertificate(Strict):
+    name: Name
+    type: CertificateType = CertificateType.SSL_CERTIFICATE_TYPE_VIRTUALSERVICE
+    certificate: CertificateBody
+    key: Annotated[PemText | None, Secret()] = None
+    key_passphrase: Annotated[str | None, Field(max_length=1024), Secret()] = None
+    ca_certificate_refs: list[ref("sslkeyandcertificate")] = Field(  # type: ignore[valid-type]
+        default_factory=list, max_length=8
+    )
+
+
+PROTECTED_NAME = re.compile(r"^System-")
+
+
+def strip_read_only(data: dict[str, Any]) -> dict[str, Any]:
+    """Drop the metadata fields every GET returns, so a GET body can be PUT back as it is."""
+    return {k: v for k, v in data.items() if k not in {"uuid", "url", "tenant_ref", "_last_modified"}}
