@@ -1,0 +1,3 @@
+from fulcrum.cli.main import main
+
+main()
