@@ -34,7 +34,8 @@ def settings(tmp_path: Path) -> ControllerSettings:
 @pytest.fixture
 def client(settings: ControllerSettings) -> Iterator[TestClient]:
     """An in-process controller (SQLite) with an admin client; the app runs its real start-up."""
-    with TestClient(create_app(settings), auth=ADMIN) as test_client:
+    with TestClient(create_app(settings)) as test_client:
+        test_client.auth = ADMIN
         yield test_client
 
 

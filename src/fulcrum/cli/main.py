@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from fulcrum import __version__
+from fulcrum.cli.apply import HELP as APPLY_HELP
+from fulcrum.cli.apply import apply_command
+from fulcrum.cli.client import ClientConfig
+from fulcrum.cli.resources import events_command, register_types, whoami_command
 
 app = typer.Typer(
     help="Fulcrum application delivery controller. API commands read FULCRUM_URL, FULCRUM_USER, "
@@ -19,6 +24,39 @@ controller_app = typer.Typer(help="Run the controller.", no_args_is_help=True)
 app.add_typer(controller_app, name="controller")
 
 
+@app.callback()
+def connection(
+    ctx: typer.Context,
+    url: Annotated[
+        str | None,
+        typer.Option("--url", help="Controller URL (env FULCRUM_URL; default http://127.0.0.1:9080)"),
+    ] = None,
+    user: Annotated[
+        str | None, typer.Option("--user", help="User name (env FULCRUM_USER; default admin)")
+    ] = None,
+    password: Annotated[
+        str | None,
+        typer.Option(
+            "--password", help="Password (env FULCRUM_PASSWORD; prefer the env var: argv is visible to ps)"
+        ),
+    ] = None,
+    tenant: Annotated[
+        str | None,
+        typer.Option(
+            "--tenant", help="Tenant name or uuid to act in (env FULCRUM_TENANT; default the user's own)"
+        ),
+    ] = None,
+) -> None:
+    """Settle where API commands connect and as whom; commands open the connection when they need it."""
+    ctx.obj = ClientConfig.from_env(url=url, user=user, password=password, tenant=tenant)
+
+
+register_types(app)
+app.command("apply", help=APPLY_HELP)(apply_command)
+app.command("events")(events_command)
+app.command("whoami")(whoami_command)
+
+
 @app.command()
 def version() -> None:
     """Print the version of this command."""
@@ -27,19 +65,25 @@ def version() -> None:
 
 @controller_app.command("run")
 def controller_run(
-    listen: str = typer.Option("127.0.0.1:9080", "--listen", help="HOST:PORT for the API"),
-    data_dir: Path | None = typer.Option(
-        None, "--data-dir", help="State directory [env FULCRUM_DATA_DIR, default ./.fulcrum]"
-    ),
-    db: str | None = typer.Option(
-        None, "--db", help="Database URL, e.g. postgresql://user@127.0.0.1/fulcrum [env FULCRUM_DB_URL; default SQLite in the data dir]"
-    ),
-    log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error"),
+    listen: Annotated[str, typer.Option("--listen", help="HOST:PORT for the API")] = "127.0.0.1:9080",
+    data_dir: Annotated[
+        Path | None,
+        typer.Option("--data-dir", help="State directory (env FULCRUM_DATA_DIR, default ./.fulcrum)"),
+    ] = None,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            help="Database URL, e.g. postgresql://user@127.0.0.1/fulcrum "
+            "(env FULCRUM_DB_URL; default SQLite in the data dir)",
+        ),
+    ] = None,
+    log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning or error")] = "info",
 ) -> None:
     """Run the controller in the foreground until SIGTERM or Ctrl-C."""
     # Imported here so that client commands start fast and never load the server stack.
-    from fulcrum.controller.main import run
-    from fulcrum.controller.settings import ControllerSettings, parse_listen
+    from fulcrum.controller.main import run  # noqa: PLC0415
+    from fulcrum.controller.settings import ControllerSettings, parse_listen  # noqa: PLC0415
 
     try:
         host, port = parse_listen(listen)

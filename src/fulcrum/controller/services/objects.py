@@ -237,7 +237,8 @@ class ObjectService:
         otype = self.otype(type_name)
         self._authorize(caller, otype, None)
         body = self._plain_body(body, allow_meta=False)
-        tenant = self.admin_tenant_uuid if otype.scope == Scope.GLOBAL else caller.tenant_uuid
+        # Tenants, users, clouds and SE groups are system-wide and live in the admin tenant.
+        tenant = caller.tenant_uuid if otype.scope == Scope.TENANT else self.admin_tenant_uuid
         new_uuid = uuid or f"{type_name}-{uuidlib.uuid4()}"
         return self._transact(
             dry_run, lambda conn: self._write(conn, caller, otype, new_uuid, tenant, body, None, flags)
