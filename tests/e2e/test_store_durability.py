@@ -67,7 +67,7 @@ def _token(base_url: str) -> str:
 
 
 def _writer(
-    base_url: str, token: str, writer: int, round_no: int, ledger: Ledger, stop: threading.Event
+    base_url: str, token: str, *, writer: int, round_no: int, ledger: Ledger, stop: threading.Event
 ) -> None:
     """Create pools as fast as possible; odd writers also patch each pool they created."""
     headers = {"Authorization": f"Bearer {token}"}
@@ -123,7 +123,12 @@ def _hammer_and_kill(proc: ControllerProcess, round_no: int, kill_after: float, 
     token = _token(proc.url)
     stop = threading.Event()
     threads = [
-        threading.Thread(target=_writer, args=(proc.url, token, w, round_no, ledger, stop), daemon=True)
+        threading.Thread(
+            target=_writer,
+            args=(proc.url, token),
+            kwargs={"writer": w, "round_no": round_no, "ledger": ledger, "stop": stop},
+            daemon=True,
+        )
         for w in range(WRITERS)
     ]
     before = ledger.acked_creates
@@ -258,7 +263,8 @@ def test_sigkill_during_writes_keeps_postgres_intact(
             ).fetchall()
             assert duplicates == []
             dangling = conn.execute(
-                "SELECT r.src_uuid FROM refs r LEFT JOIN objects o ON o.uuid = r.dst_uuid WHERE o.uuid IS NULL"
+                "SELECT r.src_uuid FROM refs r LEFT JOIN objects o ON o.uuid = r.dst_uuid"
+                " WHERE o.uuid IS NULL"
             ).fetchall()
             assert dangling == []
         for proc in controllers:
@@ -340,7 +346,12 @@ def test_sigterm_during_requests_shuts_down_cleanly(
     ledger = Ledger()
     token = _token(proc.url)
     stop = threading.Event()
-    writer = threading.Thread(target=_writer, args=(proc.url, token, 1, 0, ledger, stop), daemon=True)
+    writer = threading.Thread(
+        target=_writer,
+        args=(proc.url, token),
+        kwargs={"writer": 1, "round_no": 0, "ledger": ledger, "stop": stop},
+        daemon=True,
+    )
     writer.start()
     time.sleep(0.5)
     assert proc.process is not None

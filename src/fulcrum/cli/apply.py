@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ import typer
 import yaml
 
 from fulcrum.cli.client import ApiError, CliError, FulcrumClient, looks_like_uuid
-from fulcrum.cli.resources import RefNames, deep_merge, fail, open_client
+from fulcrum.cli.resources import RefNames, deep_merge, fail, open_client, pop_object_type
 from fulcrum.model.registry import TYPES, ObjectType, WriteAccess, get_path, pop_path
 
 ORDER = {name: index for index, name in enumerate(TYPES)}
@@ -29,6 +30,9 @@ HELP = "\n\n".join(
         "Every object has a `type:` key (pool, virtualservice, ...) plus its fields; references are given "
         "by name. Objects are applied in dependency order (tenants, users, clouds, ... virtual services), "
         "then in file order.",
+        "healthmonitor, applicationprofile and sslkeyandcertificate have a `type` field of their own, so "
+        "they name their object type with `kind:` instead (`kind: healthmonitor` plus "
+        "`type: HEALTH_MONITOR_HTTP`); `kind:` works for every object.",
         "Each object is looked up by name. Absent: it is created (+). Present: the controller computes, "
         "storing nothing, what a full replace with the file's fields would store; the object is updated "
         "(~, with a per-field diff) only if that differs from what it holds, else left alone (=). Fields "
@@ -46,7 +50,7 @@ HELP = "\n\n".join(
 
 @dataclass(frozen=True)
 class Desired:
-    """One object of the file: its type, its fields (without `type:`), and where it came from."""
+    """One object of the file: its type, its fields (without `kind:`/`type:`), and where it came from."""
 
     otype: ObjectType
     body: dict[str, Any]
@@ -97,6 +101,7 @@ def raw_objects(documents: list[Any]) -> list[Any]:
         elif (
             isinstance(document, dict)
             and "type" not in document
+            and "kind" not in document
             and isinstance(document.get("objects"), list)
         ):
             items.extend(document["objects"])
@@ -108,14 +113,22 @@ def raw_objects(documents: list[Any]) -> list[Any]:
 def desired_object(item: Any, position: int) -> Desired:
     where = f"object #{position + 1}"
     if not isinstance(item, dict):
-        raise CliError(f"{where}: expected a mapping with a type: key and the object's fields")
+        raise CliError(f"{where}: expected a mapping with a type: (or kind:) key and the object's fields")
     body = dict(item)
-    type_name = body.pop("type", None)
+    type_name, key = pop_object_type(body)
     if type_name not in TYPES:
-        raise CliError(f"{where}: type: must be one of {', '.join(TYPES)} (got {type_name!r})")
+        given = repr(type_name) if type_name is not None else f"{item.get('type')!r}"
+        hint = "" if key else "; an object with a `type` field of its own names its object type with kind:"
+        raise CliError(f"{where}: {key or 'type'}: must be one of {', '.join(TYPES)} (got {given}){hint}")
     otype = TYPES[type_name]
     if otype.write == WriteAccess.NONE:
         raise CliError(f"{where}: {type_name} objects are created by the controller and cannot be applied")
+    own_type = otype.schema.model_fields.get("type")
+    if key == "type" and own_type is not None and own_type.is_required():
+        raise CliError(
+            f"{where}: {type_name} has a `type` field of its own; write `kind: {type_name}` and keep "
+            "`type:` for that field"
+        )
     if not isinstance(body.get("name"), str) or not body["name"]:
         raise CliError(f"{where}: every object needs a name")
     return Desired(otype, body, position)
@@ -148,20 +161,26 @@ def comparable(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def field_diff(old: Any, new: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
-    """(dotted path, old, new) for every leaf that differs; nested objects are walked, lists are not."""
+    """(path, old, new) for every leaf that differs; objects and same-length lists are walked."""
     if isinstance(old, dict) and isinstance(new, dict):
         changes: list[tuple[str, Any, Any]] = []
         for key in [*old, *(k for k in new if k not in old)]:
             path = f"{prefix}.{key}" if prefix else str(key)
             changes += field_diff(old.get(key, MISSING), new.get(key, MISSING), path)
         return changes
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        return [
+            change
+            for i, pair in enumerate(zip(old, new, strict=True))
+            for change in field_diff(*pair, f"{prefix}[{i}]")
+        ]
     return [] if old == new else [(prefix, old, new)]
 
 
 def shown(value: Any) -> str:
     if value is MISSING:
         return "(unset)"
-    rendered = value if isinstance(value, str) else yaml.safe_dump(value, default_flow_style=True).strip()
+    rendered = value if isinstance(value, str) else json.dumps(value, separators=(", ", ": "))
     rendered = rendered.replace("\n", "\\n")
     return rendered if len(rendered) <= MAX_SHOWN else rendered[: MAX_SHOWN - 3] + "..."
 

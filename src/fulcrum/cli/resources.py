@@ -190,16 +190,30 @@ def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def pop_object_type(body: dict[str, Any]) -> tuple[str | None, str]:
+    """Take the object type out of an apply-style mapping: (type name or None, the key that named it).
+
+    `kind:` always names the object type. `type:` does only when its value is an object type name:
+    healthmonitor, applicationprofile and sslkeyandcertificate have a `type` field of their own
+    (HEALTH_MONITOR_HTTP, ...), so such objects name their object type with `kind:`.
+    """
+    if "kind" in body:
+        return str(body.pop("kind")), "kind"
+    if isinstance(body.get("type"), str) and body["type"] in TYPES:
+        return str(body.pop("type")), "type"
+    return None, ""
+
+
 def build_body(type_name: str, source: str | None, sets: list[str] | None) -> dict[str, Any]:
-    """Fields from -f (an apply-style `type:` key is accepted if it matches) merged with --set."""
+    """Fields from -f (an apply-style `kind:`/`type:` key is accepted if it matches) merged with --set."""
     body: dict[str, Any] = {}
     if source is not None:
         loaded = load_document(source)
         if not isinstance(loaded, dict):
             raise CliError(f"{source}: expected one object (a mapping of fields)")
         body = dict(loaded)
-        declared = body.pop("type", type_name)
-        if declared != type_name:
+        declared, _key = pop_object_type(body)
+        if declared not in (None, type_name):
             raise CliError(f"{source}: holds a {declared}, not a {type_name}")
     return deep_merge(body, parse_sets(sets or []))
 
