@@ -76,17 +76,32 @@ def seed(password: str) -> None:
 
 def main() -> None:
     DATA_DIR.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "fulcrum", "controller", "run", "--listen", LISTEN, "--data-dir", str(DATA_DIR)]
+    argv = [
+        sys.executable,
+        "-m",
+        "fulcrum",
+        "controller",
+        "run",
+        "--listen",
+        LISTEN,
+        "--data-dir",
+        str(DATA_DIR),
+    ]
     proc = subprocess.Popen(argv)
     try:
         wait_healthy(proc)
         password = admin_password()
         print("\nSample objects:")
         seed(password)
+        where = (
+            "$FULCRUM_ADMIN_PASSWORD"
+            if os.environ.get("FULCRUM_ADMIN_PASSWORD")
+            else DATA_DIR / "admin-password"
+        )
         print(
             f"""
 Fulcrum controller is running at {URL}  (data in {DATA_DIR})
-  admin password:  {"$FULCRUM_ADMIN_PASSWORD" if os.environ.get("FULCRUM_ADMIN_PASSWORD") else DATA_DIR / "admin-password"}
+  admin password:  {where}
 
 Try it (in another terminal):
   export FULCRUM_URL={URL} FULCRUM_USER=admin FULCRUM_PASSWORD=$(cat {DATA_DIR / "admin-password"})

@@ -156,7 +156,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             body = {"name": user, "password": PASSWORD, "access": [{"tenant_ref": "alpha", "role": role}]}
             assert admin.post("/api/user", json=body).status_code == 201
         # Something in alpha, so that deleting alpha is refused (409) rather than allowed.
-        assert admin.post("/api/pool", json={"name": "keeps-alpha"}, headers={"X-Fulcrum-Tenant": "alpha"}).status_code == 201
+        assert (
+            admin.post(
+                "/api/pool", json={"name": "keeps-alpha"}, headers={"X-Fulcrum-Tenant": "alpha"}
+            ).status_code
+            == 201
+        )
         yield {"admin": admin}
 
 
@@ -177,7 +182,9 @@ def _make(admin: TestClient, type_name: str, whose: str) -> dict[str, Any]:
     elif type_name == "user":
         answer = admin.post("/api/user", json=_body("user", tenant))
     else:
-        answer = admin.post(f"/api/{type_name}", json=_body(type_name, tenant), headers={"X-Fulcrum-Tenant": tenant})
+        answer = admin.post(
+            f"/api/{type_name}", json=_body(type_name, tenant), headers={"X-Fulcrum-Tenant": tenant}
+        )
     assert answer.status_code == 201, answer.text
     return answer.json()  # type: ignore[no-any-return]
 
@@ -231,6 +238,9 @@ def test_role_and_tenant_isolation(
 
     # A refused change left the object exactly as it was.
     if obj is not None and verb in ("put", "patch", "delete") and expected != OK[verb]:
-        current = admin.get(obj["url"], headers={"X-Fulcrum-Tenant": {"own": "alpha", "other": "beta", "shared": "admin"}[whose]})
+        current = admin.get(
+            obj["url"],
+            headers={"X-Fulcrum-Tenant": {"own": "alpha", "other": "beta", "shared": "admin"}[whose]},
+        )
         assert current.status_code == 200
         assert current.json() == obj

@@ -25,6 +25,7 @@ from fastapi.testclient import TestClient
 
 from conftest import ADMIN, make_settings
 from fulcrum.controller.app import create_app
+from fulcrum.controller.store import repo
 from support.postgres import fresh_database
 
 pytestmark = pytest.mark.postgres
@@ -219,6 +220,20 @@ def test_concurrent_creates_of_one_name_yield_one_object(pg: PgController) -> No
             "SELECT count(*) FROM events WHERE obj_type = 'pool' AND event_id = 'CONFIG_CREATE'"
         ).fetchone()
         assert events == (3,)
+
+
+def test_a_lost_name_race_is_reported_like_any_name_conflict(
+    pg: PgController, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer that loses a create race gets the database's unique-constraint error; its 409 must
+    read like the ordinary name conflict, not expose the driver's text (constraint names, DETAIL)."""
+    _create(pg.http, "pool", {"name": "dup"})
+    # Make the service's own name check miss, exactly as it does for the loser of a real race.
+    monkeypatch.setattr(repo, "name_taken", lambda *_args, **_kwargs: False)
+    message = _error(pg.http.post("/api/pool", json={"name": "dup"}), 409)
+    assert "'dup'" in message
+    for internal in ("DETAIL", "constraint", "uq_objects", "\n"):
+        assert internal not in message, f"the 409 exposes database internals: {message!r}"
 
 
 def _self_signed(common_name: str) -> tuple[str, str, str]:

@@ -24,4 +24,6 @@ def test_model_imports_no_framework_or_io() -> None:
     for path in (ROOT / "src/fulcrum/model").glob("*.py"):
         text = path.read_text()
         for module in forbidden:
-            assert f"import {module}" not in text and f"from {module}" not in text, f"{path.name} imports {module}"
+            assert f"import {module}" not in text and f"from {module}" not in text, (
+                f"{path.name} imports {module}"
+            )

@@ -16,7 +16,7 @@ import yaml
 
 from fulcrum.cli.client import ApiError, CliError, FulcrumClient, looks_like_uuid
 from fulcrum.cli.resources import RefNames, deep_merge, fail, open_client, pop_object_type
-from fulcrum.model.registry import TYPES, ObjectType, WriteAccess, get_path, pop_path
+from fulcrum.model.registry import TYPES, ObjectType, RefPath, WriteAccess, get_path, map_path, pop_path
 
 ORDER = {name: index for index, name in enumerate(TYPES)}
 IGNORED = ("_last_modified",)
@@ -195,7 +195,30 @@ def ref_name(value: Any, target: str) -> str | None:
     return None if looks_like_uuid(target, value) else value
 
 
+def drop_refs(body: dict[str, Any], ref_path: RefPath, doomed: Callable[[Any], bool]) -> dict[str, Any]:
+    """`body` without the references at `ref_path` for which `doomed(value)` holds."""
+    parent, last = ref_path.path[:-1], ref_path.path[-1]
+
+    def strip(container: Any, _where: str) -> Any:
+        if last == "[]" and isinstance(container, list):
+            return [value for value in container if not doomed(value)]
+        if isinstance(container, dict) and doomed(container.get(last)):
+            return {k: v for k, v in container.items() if k != last}
+        return container
+
+    return dict(map_path(body, parent, strip))
+
+
 # --- applying -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PendingRef:
+    """A reference, by name, to an object that a --dry-run has shown as created but not created."""
+
+    target: str
+    name: str
+    field: str  # the top-level field holding it
 
 
 @dataclass
@@ -218,7 +241,7 @@ class Applier:
         path = f"/api/{obj.otype.name}"
         note = None
         if self.dry_run:
-            note = self.validate_pending(lambda: self.client.post(path, obj.body, dry_run="true"), obj)
+            _result, note = self.preview("POST", path, obj.body, obj)
             self.pending.add((obj.otype.name, obj.name))
         else:
             self.names.remember(self.client.post(path, obj.body))
@@ -228,21 +251,17 @@ class Applier:
     def update(self, obj: Desired, current: dict[str, Any]) -> None:
         path = f"/api/{obj.otype.name}/{current['uuid']}"
         desired = without_secrets(obj.otype, obj.body)
-        try:
-            result: dict[str, Any] | None = self.client.put(path, desired, dry_run="true")
-            note = None
-        except ApiError as exc:
-            if not (self.dry_run and self.blocked_by_pending(exc, obj)):
-                raise
-            result, note = None, self.pending_note(obj)
-        changes = self.changes(obj.otype, current, result, desired)
+        result, note = self.preview("PUT", path, desired, obj)
+        old = comparable(current)
+        new = comparable(result) if result is not None else deep_merge(old, desired)
+        changes = self.changes(obj.otype, old, new)
         if not changes:
             typer.echo(f"= unchanged {obj.label}")
             self.tally.unchanged += 1
             return
         typer.secho(f"~ update {obj.label}" + (f" {note}" if note else ""), fg="yellow")
-        for where, old, new in changes:
-            typer.echo(f"    {where}: {shown(old)} -> {shown(new)}")
+        for where, before, after in changes:
+            typer.echo(f"    {where}: {shown(before)} -> {shown(after)}")
         if not self.dry_run:
             self.names.remember(
                 self.client.put(path, {**obj.body, "_last_modified": current["_last_modified"]})
@@ -250,47 +269,62 @@ class Applier:
         self.tally.updated += 1
 
     def changes(
-        self,
-        otype: ObjectType,
-        current: dict[str, Any],
-        result: dict[str, Any] | None,
-        desired: dict[str, Any],
+        self, otype: ObjectType, old: dict[str, Any], new: dict[str, Any]
     ) -> list[tuple[str, Any, Any]]:
-        """Diff of what the controller would store; without a dry-run result, of the file's own fields."""
-        old = comparable(current)
-        new = comparable(result) if result is not None else deep_merge(old, desired)
+        """Per-field differences, with the references of the changed fields shown by name."""
         if old == new:
             return []
         touched = {k for k in {*old, *new} if old.get(k, MISSING) != new.get(k, MISSING)}
         return field_diff(self.names.named(otype, old, touched), self.names.named(otype, new, touched))
 
-    def validate_pending(self, validate: Callable[[], Any], obj: Desired) -> str | None:
-        """Run a dry-run validation; tolerate only a failure caused by a create pending in this file."""
+    def preview(
+        self, method: str, path: str, body: dict[str, Any], obj: Desired
+    ) -> tuple[dict[str, Any] | None, str | None]:
+        """What the controller would store (a dry-run write), and a note when that is not the whole truth.
+
+        Under --dry-run, objects shown as created do not exist, so a write that refers to them fails.
+        It is then previewed without those references, which are put back, by name, into the result.
+        """
         try:
-            validate()
+            return self.client.request(method, path, params={"dry_run": "true"}, body=body), None
         except ApiError as exc:
-            if not self.blocked_by_pending(exc, obj):
+            pending = self.pending_refs(obj)
+            if not (self.dry_run and self.blocked_by(exc, pending)):
                 raise
-            return self.pending_note(obj)
-        return None
+        listed = ", ".join(sorted({f"{ref.target} {ref.name}" for ref in pending}))
+        try:
+            result = self.client.request(
+                method, path, params={"dry_run": "true"}, body=self.without_pending(obj.otype, body)
+            )
+        except ApiError:
+            return None, f"(not validated: refers to {listed}, which this file creates)"
+        restored = {ref.field: body[ref.field] for ref in pending if ref.field in body}
+        return {**result, **restored}, f"(refers to {listed}, which this file creates)"
 
-    def pending_refs(self, obj: Desired) -> list[tuple[str, str]]:
-        found = []
-        for ref_path in obj.otype.ref_paths:
-            for value in get_path(obj.body, ref_path.path):
-                name = ref_name(value, ref_path.target)
-                if name is not None and (ref_path.target, name) in self.pending:
-                    found.append((ref_path.target, name))
-        return found
+    def is_pending(self, value: Any, target: str) -> bool:
+        name = ref_name(value, target)
+        return name is not None and (target, name) in self.pending
 
-    def blocked_by_pending(self, exc: ApiError, obj: Desired) -> bool:
+    def pending_refs(self, obj: Desired) -> list[PendingRef]:
+        return [
+            PendingRef(ref_path.target, str(ref_name(value, ref_path.target)), ref_path.path[0])
+            for ref_path in obj.otype.ref_paths
+            for value in get_path(obj.body, ref_path.path)
+            if self.is_pending(value, ref_path.target)
+        ]
+
+    def without_pending(self, otype: ObjectType, body: dict[str, Any]) -> dict[str, Any]:
+        for ref_path in otype.ref_paths:
+            body = drop_refs(
+                body, ref_path, lambda value, target=ref_path.target: self.is_pending(value, target)
+            )
+        return body
+
+    @staticmethod
+    def blocked_by(exc: ApiError, pending: list[PendingRef]) -> bool:
         return exc.status == 400 and any(
-            f"no {target} named {name!r}" in exc.message for target, name in self.pending_refs(obj)
+            f"no {ref.target} named {ref.name!r}" in exc.message for ref in pending
         )
-
-    def pending_note(self, obj: Desired) -> str:
-        refs = ", ".join(f"{t} {n}" for t, n in self.pending_refs(obj))
-        return f"(not validated: refers to {refs}, created by this file)"
 
 
 def apply_command(

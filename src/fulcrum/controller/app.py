@@ -28,7 +28,12 @@ def create_app(settings: ControllerSettings, clock: Clock | None = None) -> Fast
             # Printed once, on the start that created the admin user; the file keeps it (mode 0600).
             print(f"Created user 'admin' with password: {services.started.generated_password}", flush=True)
             print(f"(also written to {path}, readable only by you)", flush=True)
-        log.info("controller ready on %s:%s, data in %s", settings.listen_host, settings.listen_port, settings.data_dir)
+        log.info(
+            "controller ready on %s:%s, data in %s",
+            settings.listen_host,
+            settings.listen_port,
+            settings.data_dir,
+        )
         try:
             yield
         finally:

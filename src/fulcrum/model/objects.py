@@ -8,7 +8,6 @@ pydantic validation context under the key ``reserved_networks``.
 from __future__ import annotations
 
 import ipaddress
-import re
 from typing import Annotated, Any
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
@@ -39,8 +38,8 @@ from fulcrum.model.types import (
     Port,
     Secret,
     Strict,
-    reserved_addresses,
     ref,
+    reserved_addresses,
 )
 
 PemText = Annotated[str, Field(min_length=1, max_length=65536)]
@@ -163,9 +162,9 @@ class ServiceEngineGroup(Strict):
     heartbeat_miss_limit: Annotated[int, Field(ge=1, le=60)] = 3
     vcpus_per_se: Annotated[int, Field(ge=1, le=64)] = 1
     memory_per_se: Annotated[int, Field(ge=256, le=262144)] = 2048
-    se_name_prefix: Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")] = (
-        "Fulcrum"
-    )
+    se_name_prefix: Annotated[
+        str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")
+    ] = "Fulcrum"
     tenant_scope: TenantScope = TenantScope.SE_GROUP_SHARED
 
     @model_validator(mode="after")
@@ -300,9 +299,9 @@ class Vip(Strict):
     def _address_or_allocation(self) -> Vip:
         if self.ip_address is None and not self.auto_allocate_ip:
             raise ValueError("give ip_address or set auto_allocate_ip")
-        if self.ip_address is not None and self.subnet is not None:
-            if ipaddress.ip_address(self.ip_address) not in ipaddress.ip_network(self.subnet):
-                raise ValueError(f"ip_address {self.ip_address} is not inside subnet {self.subnet}")
+        inside = self.ip_address is None or self.subnet is None
+        if not inside and ipaddress.ip_address(self.ip_address) not in ipaddress.ip_network(self.subnet):
+            raise ValueError(f"ip_address {self.ip_address} is not inside subnet {self.subnet}")
         if self.floating_ip is not None and self.auto_allocate_floating_ip:
             raise ValueError("give floating_ip or set auto_allocate_floating_ip, not both")
         return self
@@ -434,7 +433,9 @@ class ApplicationPersistenceProfile(Strict):
         if cookie:
             if self.ip_persistence_profile is not None:
                 raise ValueError("ip_persistence_profile is only valid with client-IP persistence")
-            self.http_cookie_persistence_profile = self.http_cookie_persistence_profile or HttpCookiePersistence()
+            self.http_cookie_persistence_profile = (
+                self.http_cookie_persistence_profile or HttpCookiePersistence()
+            )
         else:
             if self.http_cookie_persistence_profile is not None:
                 raise ValueError("http_cookie_persistence_profile is only valid with HTTP-cookie persistence")
@@ -476,9 +477,6 @@ class SslKeyAndCertificate(Strict):
     ca_certificate_refs: list[ref("sslkeyandcertificate")] = Field(  # type: ignore[valid-type]
         default_factory=list, max_length=8
     )
-
-
-PROTECTED_NAME = re.compile(r"^System-")
 
 
 def strip_read_only(data: dict[str, Any]) -> dict[str, Any]:

@@ -75,9 +75,7 @@ def _unwrap(annotation: Any) -> tuple[Any, list[Any]]:
             return annotation, metadata
 
 
-def _walk_schema(
-    schema: type[BaseModel], prefix: tuple[str, ...]
-) -> Iterator[tuple[tuple[str, ...], Any]]:
+def _walk_schema(schema: type[BaseModel], prefix: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], Any]]:
     for name, info in schema.model_fields.items():
         core, metadata = _unwrap(info.annotation)
         metadata = [*metadata, *info.metadata]

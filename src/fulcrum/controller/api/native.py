@@ -146,7 +146,9 @@ def _type_router(otype: ObjectType) -> APIRouter:
     ) -> Any:
         raw = await request.json()
         return JSONResponse(
-            await run_in_threadpool(services(request).objects.replace, caller, name, uuid, raw, dry_run=dry_run)
+            await run_in_threadpool(
+                services(request).objects.replace, caller, name, uuid, raw, dry_run=dry_run
+            )
         )
 
     async def patch_object(
@@ -157,7 +159,9 @@ def _type_router(otype: ObjectType) -> APIRouter:
         dry_run: bool = Query(False),
     ) -> Any:
         return JSONResponse(
-            await run_in_threadpool(services(request).objects.patch, caller, name, uuid, body, dry_run=dry_run)
+            await run_in_threadpool(
+                services(request).objects.patch, caller, name, uuid, body, dry_run=dry_run
+            )
         )
 
     async def delete_object(request: Request, uuid: str, caller: Caller = Depends(get_caller)) -> Response:
@@ -189,4 +193,3 @@ def build_router() -> APIRouter:
     for otype in TYPES.values():
         router.include_router(_type_router(otype))
     return router
-

@@ -124,7 +124,9 @@ def build_router() -> APIRouter:
         token, expires = await run_in_threadpool(svc.auth.login, body.username, body.password, ip)
         user_uuid = await run_in_threadpool(svc.auth.token_user, token)
         caller = await run_in_threadpool(svc.auth.caller, user_uuid, None, ip)
-        return LoginResponse(token=token, expires=expires, user=body.username, tenant=caller.tenant_name, role=caller.role)
+        return LoginResponse(
+            token=token, expires=expires, user=body.username, tenant=caller.tenant_name, role=caller.role
+        )
 
     @router.post(
         "/logout", status_code=204, tags=["auth"], summary="End this token's session",
@@ -205,4 +207,3 @@ def openapi_router(app: FastAPI) -> APIRouter:
         return JSONResponse(app.openapi())
 
     return router
-

@@ -35,7 +35,11 @@ DEFAULT_OBJECTS: list[tuple[str, dict[str, Any], str]] = [
         },
         "builtin",
     ),
-    ("applicationprofile", {"name": "System-L4-Application", "type": "APPLICATION_PROFILE_TYPE_L4"}, "builtin"),
+    (
+        "applicationprofile",
+        {"name": "System-L4-Application", "type": "APPLICATION_PROFILE_TYPE_L4"},
+        "builtin",
+    ),
     ("applicationprofile", {"name": "System-DNS", "type": "APPLICATION_PROFILE_TYPE_DNS"}, "builtin"),
     ("healthmonitor", {"name": "System-TCP", "type": "HEALTH_MONITOR_TCP"}, "builtin"),
     ("healthmonitor", {"name": "System-HTTP", "type": "HEALTH_MONITOR_HTTP"}, "builtin"),
@@ -114,7 +118,11 @@ def _create_admin_tenant(objects: ObjectService) -> str:
     objects.admin_tenant_uuid = tenant_uuid
     caller = _system_caller(tenant_uuid)
     objects.create(
-        caller, "tenant", {"name": ADMIN_TENANT, "description": "System tenant"}, flags="protected", uuid=tenant_uuid
+        caller,
+        "tenant",
+        {"name": ADMIN_TENANT, "description": "System tenant"},
+        flags="protected",
+        uuid=tenant_uuid,
     )
     return tenant_uuid
 

@@ -39,12 +39,17 @@ def describe(pem: str) -> dict[str, object]:
 def normalise_key(key_pem: str, passphrase: str | None, cert_pem: str) -> str:
     """Return the key as unencrypted PKCS#8 PEM after checking that it belongs to the certificate."""
     try:
-        key = serialization.load_pem_private_key(key_pem.encode(), passphrase.encode() if passphrase else None)
+        key = serialization.load_pem_private_key(
+            key_pem.encode(), passphrase.encode() if passphrase else None
+        )
     except TypeError:
         raise InvalidInput("key: the private key is encrypted; give key_passphrase") from None
     except ValueError:
         raise InvalidInput("key: not a readable PEM private key, or key_passphrase is wrong") from None
-    if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey):
+    if not isinstance(
+        key,
+        rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey,
+    ):
         raise InvalidInput("key: only RSA, EC and EdDSA keys are supported")
     cert = x509.load_pem_x509_certificate(cert_pem.encode())
     public = serialization.PublicFormat.SubjectPublicKeyInfo

@@ -6,7 +6,7 @@ import uuid as uuidlib
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, ColumnElement
+from sqlalchemy import ColumnElement, Connection
 
 from fulcrum.controller.services.clock import Clock, usec
 from fulcrum.controller.services.rbac import Caller

@@ -112,14 +112,19 @@ def _user_after_write(ctx: WriteContext) -> None:
 def _user_before_delete(service: ObjectService, conn: Connection, caller: Caller, user: StoredObject) -> None:
     if user.uuid == caller.user_uuid:
         raise Conflict("you cannot delete your own user")
-    if Role.SYSTEM_ADMIN in service.user_access(user).values() and _active_system_admins(conn, service, user.uuid) == 0:
+    if (
+        Role.SYSTEM_ADMIN in service.user_access(user).values()
+        and _active_system_admins(conn, service, user.uuid) == 0
+    ):
         raise Conflict("this is the last active system-admin and cannot be deleted")
 
 
 # --- tenants --------------------------------------------------------------------------------------
 
 
-def _tenant_before_delete(service: ObjectService, conn: Connection, caller: Caller, tenant: StoredObject) -> None:
+def _tenant_before_delete(
+    service: ObjectService, conn: Connection, caller: Caller, tenant: StoredObject
+) -> None:
     counts = repo.count_in_tenant(conn, tenant.uuid)
     if counts:
         what = ", ".join(f"{n} {t}" for t, n in sorted(counts.items()))
@@ -140,10 +145,14 @@ def _vsvip_after_refs(ctx: WriteContext) -> None:
             kept = previous.get(vip["vip_id"], {}).get("ip_address")
             vip["ip_address"] = kept if kept and kept not in in_use else _allocate(cloud, vip, in_use, where)
         address = ipaddress.ip_address(vip["ip_address"])
-        if vtype == CloudType.CLOUD_LOCAL and not any(address in net for net in LOOPBACK if net.version == address.version):
+        if vtype == CloudType.CLOUD_LOCAL and not any(
+            address in net for net in LOOPBACK if net.version == address.version
+        ):
             raise InvalidInput(f"{where}.ip_address: the local cloud serves VIPs on loopback addresses only")
         if vip["ip_address"] in in_use:
-            raise Conflict(f"{where}.ip_address: {vip['ip_address']} is already in use in cloud {cloud.name!r}")
+            raise Conflict(
+                f"{where}.ip_address: {vip['ip_address']} is already in use in cloud {cloud.name!r}"
+            )
         in_use.add(vip["ip_address"])
 
 
@@ -201,7 +210,10 @@ def _vs_after_refs(ctx: WriteContext) -> None:
     inline = data.pop("vip", None)
     if inline is not None:
         owned = next((o for o in repo.owned_by(ctx.conn, ctx.uuid) if o.type == "vsvip"), None)
-        if owned is None and repo.find_by_name(ctx.conn, "vsvip", data["name"], [ctx.tenant_uuid]) is not None:
+        if (
+            owned is None
+            and repo.find_by_name(ctx.conn, "vsvip", data["name"], [ctx.tenant_uuid]) is not None
+        ):
             raise Conflict(f"vip: a vsvip named {data['name']!r} already exists; refer to it with vsvip_ref")
         body = {"name": owned.name if owned else data["name"], "cloud_ref": data["cloud_ref"], "vip": inline}
         vsvip = ctx.service.write_owned(ctx, "vsvip", body, owned)

@@ -26,7 +26,6 @@ from fulcrum.controller.services.errors import (
     NotFound,
     PreconditionFailed,
 )
-from fulcrum.controller.services.hooks import HOOKS
 from fulcrum.controller.services.events import (
     CONFIG_CREATE,
     CONFIG_DELETE,
@@ -35,6 +34,7 @@ from fulcrum.controller.services.events import (
     EventLog,
     diff_fields,
 )
+from fulcrum.controller.services.hooks import HOOKS
 from fulcrum.controller.services.rbac import Caller, can_see_tenant, can_see_user, role_allows_write
 from fulcrum.controller.store import repo
 from fulcrum.controller.store.db import Database
@@ -87,7 +87,7 @@ class WriteContext:
         return {**self.existing_secrets, **self.secrets}
 
 
-class _Rollback(Exception):  # noqa: N818 - control flow, not an error
+class _Rollback(Exception):
     def __init__(self, result: dict[str, Any]) -> None:
         super().__init__("dry run")
         self.result = result
@@ -254,7 +254,9 @@ class ObjectService:
             existing = self.load(conn, caller, type_name, uuid)
             self._check_meta(body, existing)
             self._authorize(caller, otype, existing)
-            return self._write(conn, caller, otype, uuid, existing.tenant_uuid, body, existing, existing.flags)
+            return self._write(
+                conn, caller, otype, uuid, existing.tenant_uuid, body, existing, existing.flags
+            )
 
         return self._transact(dry_run, work)
 
@@ -270,7 +272,9 @@ class ObjectService:
             self._check_meta(patch, existing)
             self._authorize(caller, otype, existing)
             body = _merge_patch(dict(existing.data), {k: v for k, v in patch.items() if k not in META_FIELDS})
-            return self._write(conn, caller, otype, uuid, existing.tenant_uuid, body, existing, existing.flags)
+            return self._write(
+                conn, caller, otype, uuid, existing.tenant_uuid, body, existing, existing.flags
+            )
 
         return self._transact(dry_run, work)
 
@@ -317,9 +321,9 @@ class ObjectService:
     def _check_meta(self, body: dict[str, Any], existing: StoredObject) -> None:
         if "uuid" in body and body["uuid"] != existing.uuid:
             raise InvalidInput("uuid: does not match the object in the URL")
-        if "tenant_ref" in body and body["tenant_ref"] is not None:
-            if refs.uuid_of(str(body["tenant_ref"]).split("#")[0]) != existing.tenant_uuid:
-                raise InvalidInput("tenant_ref: an object cannot move to another tenant")
+        tenant_ref = body.get("tenant_ref")
+        if tenant_ref is not None and refs.uuid_of(str(tenant_ref).split("#")[0]) != existing.tenant_uuid:
+            raise InvalidInput("tenant_ref: an object cannot move to another tenant")
         if "_last_modified" in body and str(body["_last_modified"]) != str(existing.last_modified):
             raise PreconditionFailed(
                 f"{existing.type} {existing.name!r} was changed since you read it (_last_modified differs)"
@@ -372,7 +376,9 @@ class ObjectService:
             ctx.data = map_path(
                 ctx.data,
                 ref_path.path,
-                lambda value, where, target=ref_path.target: self.resolve(conn, caller, tenant_uuid, value, target, where),
+                lambda value, where, target=ref_path.target: self.resolve(
+                    conn, caller, tenant_uuid, value, target, where
+                ),
             )
         if hook is not None and hook.after_refs is not None:
             hook.after_refs(ctx)
@@ -437,7 +443,9 @@ class ObjectService:
                 edges.append((ref_path.label, refs.uuid_of(value)))
         return edges
 
-    def resolve(self, conn: Connection, caller: Caller, tenant_uuid: str, value: Any, target: str, where: str) -> str:
+    def resolve(
+        self, conn: Connection, caller: Caller, tenant_uuid: str, value: Any, target: str, where: str
+    ) -> str:
         """Turn any accepted spelling of a reference into `/api/<type>/<uuid>`, checking visibility."""
         parsed = refs.parse(value, target, where)
         if parsed.uuid is not None:
@@ -469,7 +477,9 @@ class ObjectService:
         users = [r for r in repo.referrers(conn, existing.uuid) if r.uuid != existing.uuid]
         if users:
             named = ", ".join(
-                f"{r.type} {r.name!r} ({r.field})" if self._may_name(conn, caller, r) else f"an object of another tenant"
+                f"{r.type} {r.name!r} ({r.field})"
+                if self._may_name(conn, caller, r)
+                else "an object of another tenant"
                 for r in users[:10]
             )
             more = f" and {len(users) - 10} more" if len(users) > 10 else ""

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, ColumnElement, and_, delete, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Connection, and_, delete, func, insert, or_, select, update
 
 from fulcrum.controller.store.tables import events, objects, refs, tokens
 
@@ -90,9 +90,7 @@ def get(conn: Connection, uuid: str) -> StoredObject | None:
     return _row_to_object(row) if row else None
 
 
-def find_by_name(
-    conn: Connection, type_: str, name: str, tenant_uuids: Sequence[str]
-) -> StoredObject | None:
+def find_by_name(conn: Connection, type_: str, name: str, tenant_uuids: Sequence[str]) -> StoredObject | None:
     """The object named `name` in the first of `tenant_uuids` that has one (own tenant before admin)."""
     rows = conn.execute(
         select(objects).where(
@@ -118,7 +116,11 @@ def list_objects(conn: Connection, query: ListQuery) -> tuple[int, list[StoredOb
     column = _SORT_COLUMNS[query.sort]
     order = column.desc() if query.descending else column.asc()
     rows = conn.execute(
-        select(objects).where(*conditions).order_by(order, objects.c.uuid).offset(query.offset).limit(query.limit)
+        select(objects)
+        .where(*conditions)
+        .order_by(order, objects.c.uuid)
+        .offset(query.offset)
+        .limit(query.limit)
     ).all()
     return total, [_row_to_object(r) for r in rows]
 
@@ -219,7 +221,11 @@ def list_events(
 ) -> tuple[int, list[dict[str, Any]]]:
     total = conn.execute(select(func.count()).select_from(events).where(*conditions)).scalar_one()
     rows = conn.execute(
-        select(events).where(*conditions).order_by(events.c.ts.desc(), events.c.id.desc()).offset(offset).limit(limit)
+        select(events)
+        .where(*conditions)
+        .order_by(events.c.ts.desc(), events.c.id.desc())
+        .offset(offset)
+        .limit(limit)
     ).all()
     return total, [dict(r._mapping) for r in rows]
 
