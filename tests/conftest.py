@@ -21,6 +21,7 @@ def make_settings(data_dir: Path, **overrides: object) -> ControllerSettings:
         "data_dir": data_dir,
         "admin_password": ADMIN_PASSWORD,
         "argon2_memory_kib": 8192,  # still memory-hard, just cheaper for a test suite
+        "dataplane": False,  # API tests create VSs by the hundred; SEs belong to the e2e suites
     }
     values.update(overrides)
     return ControllerSettings(**values)  # type: ignore[arg-type]

@@ -28,6 +28,7 @@ class ControllerProcess:
     port: int = field(default_factory=free_port)
     db_url: str | None = None
     env: dict[str, str] = field(default_factory=dict)
+    dataplane: bool = False  # start Service Engines for the VSs created (tests must `local down`)
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
 
@@ -46,6 +47,7 @@ class ControllerProcess:
             **os.environ,
             "FULCRUM_ADMIN_PASSWORD": ADMIN_PASSWORD,
             "FULCRUM_ARGON2_MEMORY_KIB": "8192",
+            "FULCRUM_DATAPLANE": "1" if self.dataplane else "0",
             **self.env,
         }
         with open(self.log_path, "ab") as log:

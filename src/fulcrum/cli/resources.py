@@ -17,6 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from fulcrum.cli.client import (
+    ApiError,
     ClientConfig,
     CliError,
     FulcrumClient,
@@ -124,7 +125,7 @@ class RefNames:
             return ref
         try:
             found = self._client.get(ref, fields="name")
-        except CliError:
+        except ApiError:  # not visible to the caller, or gone: show the reference itself
             return ref
         return str(found.get("name", ref))
 

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from fulcrum import __version__
-from fulcrum.controller.api import errors, native, system
+from fulcrum.controller.api import errors, native, runtime, se_protocol, system
 from fulcrum.controller.services.clock import Clock
 from fulcrum.controller.services.container import build_services
 from fulcrum.controller.settings import ControllerSettings
@@ -23,6 +23,7 @@ def create_app(settings: ControllerSettings, clock: Clock | None = None) -> Fast
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = await run_in_threadpool(build_services, settings, clock)
         app.state.services = services
+        services.start()
         if services.started.generated_password:
             path = settings.data_dir / "admin-password"
             # Printed once, on the start that created the admin user; the file keeps it (mode 0600).
@@ -50,6 +51,8 @@ def create_app(settings: ControllerSettings, clock: Clock | None = None) -> Fast
     )
     errors.install(app)
     app.include_router(system.build_router())
+    app.include_router(runtime.build_router())
+    app.include_router(se_protocol.build_router())
     app.include_router(native.build_router())
     app.include_router(system.openapi_router(app))
     return app

@@ -23,6 +23,8 @@ class ControllerSettings:
     login_window_s: float = 60.0
     max_failures_per_user: int = 5
     max_failures_per_source: int = 20
+    # The data-plane reconciler creates Service Engines; functional API tests run without it.
+    dataplane: bool = True
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -38,6 +40,8 @@ class ControllerSettings:
                 n.strip() for n in env.get("FULCRUM_RESERVED_NETWORKS", "").split(",") if n.strip()
             ),
         }
+        if env.get("FULCRUM_DATAPLANE"):
+            values["dataplane"] = env["FULCRUM_DATAPLANE"].lower() not in ("0", "false", "no", "off")
         if env.get("FULCRUM_ARGON2_MEMORY_KIB"):
             values["argon2_memory_kib"] = int(env["FULCRUM_ARGON2_MEMORY_KIB"])
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -51,3 +55,13 @@ def parse_listen(value: str) -> tuple[str, int]:
         raise ValueError(f"--listen must be HOST:PORT, got {value!r}")
     host = host.strip("[]") or "127.0.0.1"
     return host, int(port)
+
+
+def advertised_url(settings: ControllerSettings) -> str:
+    """The URL Service Engines on this host use to reach the controller."""
+    host = settings.listen_host
+    if host in ("0.0.0.0", "", "::"):  # noqa: S104 - mapping a wildcard listen address, not binding one
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{settings.listen_port}"

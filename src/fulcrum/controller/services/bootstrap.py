@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from fulcrum.controller.services.objects import ObjectService
-from fulcrum.controller.services.rbac import Caller
+from fulcrum.controller.services.rbac import system_caller
 from fulcrum.controller.store import repo
 from fulcrum.model.enums import Role
 
@@ -63,17 +63,6 @@ class BootstrapResult:
     generated_password: str | None  # set only on the start that created the admin user
 
 
-def _system_caller(tenant_uuid: str) -> Caller:
-    return Caller(
-        user_uuid="system",
-        user_name="system",
-        tenant_uuid=tenant_uuid,
-        tenant_name=ADMIN_TENANT,
-        role=Role.SYSTEM_ADMIN,
-        access={tenant_uuid: Role.SYSTEM_ADMIN},
-    )
-
-
 def bootstrap(objects: ObjectService, data_dir: Path, admin_password: str | None) -> BootstrapResult:
     with objects.db.read() as conn:
         existing = [t for t in repo.all_of_type(conn, "tenant") if t.name == ADMIN_TENANT]
@@ -82,7 +71,7 @@ def bootstrap(objects: ObjectService, data_dir: Path, admin_password: str | None
         objects.admin_tenant_uuid = admin_tenant
     else:
         admin_tenant = _create_admin_tenant(objects)
-    caller = _system_caller(admin_tenant)
+    caller = system_caller(admin_tenant)
 
     generated = None
     with objects.db.read() as conn:
@@ -116,7 +105,7 @@ def _create_admin_tenant(objects: ObjectService) -> str:
     """The admin tenant is its own tenant, so it is created with a uuid chosen up front."""
     tenant_uuid = f"tenant-{uuidlib.uuid4()}"
     objects.admin_tenant_uuid = tenant_uuid
-    caller = _system_caller(tenant_uuid)
+    caller = system_caller(tenant_uuid)
     objects.create(
         caller,
         "tenant",

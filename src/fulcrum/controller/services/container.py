@@ -4,15 +4,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from fulcrum.cloud.base import CloudConnector
+from fulcrum.cloud.local.connector import LocalCloud
 from fulcrum.controller.services.auth import AuthService, AuthSettings
 from fulcrum.controller.services.bootstrap import BootstrapResult, bootstrap
 from fulcrum.controller.services.clock import Clock, SystemClock
 from fulcrum.controller.services.crypto import Passwords, SecretBox
+from fulcrum.controller.services.dataplane import DataPlane, DataPlaneSettings
 from fulcrum.controller.services.events import EventLog
 from fulcrum.controller.services.objects import ObjectService, ServiceSettings
+from fulcrum.controller.services.se_registry import SeRegistry
 from fulcrum.controller.services.throttle import LoginThrottle, ThrottleSettings
-from fulcrum.controller.settings import ControllerSettings
+from fulcrum.controller.settings import ControllerSettings, advertised_url
 from fulcrum.controller.store.db import Database, create_store_engine, sqlite_url
+from fulcrum.controller.store.repo import StoredObject
+from fulcrum.model.enums import CloudType
 
 
 @dataclass
@@ -24,8 +30,15 @@ class Services:
     events: EventLog
     clock: Clock
     started: BootstrapResult
+    registry: SeRegistry
+    dataplane: DataPlane
+
+    def start(self) -> None:
+        if self.settings.dataplane:
+            self.dataplane.start()
 
     def close(self) -> None:
+        self.dataplane.stop()
         self.db.dispose()
 
 
@@ -53,4 +66,19 @@ def build_services(settings: ControllerSettings, clock: Clock | None = None) -> 
     )
     auth = AuthService(objects, events, throttle, clock, AuthSettings(token_ttl_s=settings.token_ttl_s))
     started = bootstrap(objects, settings.data_dir, settings.admin_password)
-    return Services(settings, db, objects, auth, events, clock, started)
+    registry = SeRegistry(objects, clock)
+    local = LocalCloud(settings.data_dir)
+
+    def connector_for(cloud: StoredObject) -> CloudConnector | None:
+        # netns and OpenStack connectors arrive with their issues; until then only the local cloud runs SEs.
+        return local if cloud.data.get("vtype") == CloudType.CLOUD_LOCAL else None
+
+    dataplane = DataPlane(
+        objects,
+        registry,
+        events,
+        connector_for,
+        clock,
+        DataPlaneSettings(controller_url=advertised_url(settings)),
+    )
+    return Services(settings, db, objects, auth, events, clock, started, registry, dataplane)

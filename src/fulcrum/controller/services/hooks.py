@@ -16,6 +16,7 @@ from sqlalchemy import Connection
 from fulcrum.controller.services import certificates, refs
 from fulcrum.controller.services.errors import Conflict, Forbidden, InvalidInput
 from fulcrum.controller.services.rbac import Caller, can_manage_user
+from fulcrum.controller.services.se_config import MONITORS, SUPPORTED_ALGORITHMS
 from fulcrum.controller.store import repo
 from fulcrum.controller.store.repo import StoredObject
 from fulcrum.model.enums import CloudType, Role
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 DEFAULT_CLOUD = "Default-Cloud"
 DEFAULT_SE_GROUP = "Default-Group"
 DEFAULT_APPLICATION_PROFILE = "System-HTTP"
+SUPPORTED_MONITORS = tuple(MONITORS)
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 
 
@@ -221,6 +223,44 @@ def _vs_after_refs(ctx: WriteContext) -> None:
     vsvip = _target(ctx, data["vsvip_ref"])
     if vsvip.data["cloud_ref"] != data["cloud_ref"]:
         raise InvalidInput(f"vsvip_ref: vsvip {vsvip.name!r} belongs to another cloud")
+    _check_vip_ports(ctx, vsvip)
+
+
+def _ports(services: list[dict[str, Any]]) -> set[int]:
+    return {p for s in services for p in range(s["port"], (s.get("port_range_end") or s["port"]) + 1)}
+
+
+def _check_vip_ports(ctx: WriteContext, vsvip: StoredObject) -> None:
+    """Two virtual services may share a VIP, but never a port on it."""
+    mine = _ports(ctx.data["services"])
+    for referrer in repo.referrers(ctx.conn, vsvip.uuid):
+        if referrer.type != "virtualservice" or referrer.uuid == ctx.uuid:
+            continue
+        other = repo.get(ctx.conn, referrer.uuid)
+        clash = sorted(mine & _ports(other.data["services"])) if other else []
+        if clash:
+            raise Conflict(
+                f"services: port {clash[0]} on vsvip {vsvip.name!r} is already used by "
+                f"virtual service {referrer.name!r}"
+            )
+
+
+# --- pools ----------------------------------------------------------------------------------------
+
+
+def _pool_after_refs(ctx: WriteContext) -> None:
+    algorithm = ctx.data["lb_algorithm"]
+    if algorithm not in SUPPORTED_ALGORITHMS:
+        raise InvalidInput(
+            f"lb_algorithm: {algorithm} is not supported yet; use one of {', '.join(SUPPORTED_ALGORITHMS)}"
+        )
+    for index, ref in enumerate(ctx.data["health_monitor_refs"]):
+        monitor = _target(ctx, ref)
+        if monitor.data["type"] not in SUPPORTED_MONITORS:
+            raise InvalidInput(
+                f"health_monitor_refs[{index}]: {monitor.data['type']} monitors are not supported by "
+                f"the data plane yet; use one of {', '.join(SUPPORTED_MONITORS)}"
+            )
 
 
 # --- certificates ---------------------------------------------------------------------------------
@@ -250,6 +290,7 @@ HOOKS: dict[str, TypeHooks] = {
         before_delete=_user_before_delete,
     ),
     "tenant": TypeHooks(before_delete=_tenant_before_delete),
+    "pool": TypeHooks(after_refs=_pool_after_refs),
     "serviceenginegroup": TypeHooks(before_refs=_default("cloud_ref", DEFAULT_CLOUD)),
     "vsvip": TypeHooks(before_refs=_default("cloud_ref", DEFAULT_CLOUD), after_refs=_vsvip_after_refs),
     "virtualservice": TypeHooks(before_refs=_vs_before_refs, after_refs=_vs_after_refs),

@@ -35,7 +35,13 @@ from fulcrum.controller.services.events import (
     diff_fields,
 )
 from fulcrum.controller.services.hooks import HOOKS
-from fulcrum.controller.services.rbac import Caller, can_see_tenant, can_see_user, role_allows_write
+from fulcrum.controller.services.rbac import (
+    Caller,
+    can_see_tenant,
+    can_see_user,
+    role_allows_write,
+    system_caller,
+)
 from fulcrum.controller.store import repo
 from fulcrum.controller.store.db import Database
 from fulcrum.controller.store.repo import ListQuery, StoredObject
@@ -142,6 +148,10 @@ class ObjectService:
             "_last_modified": str(obj.last_modified),
         }
 
+    def box_secrets(self, obj: StoredObject) -> dict[str, Any]:
+        """Decrypted write-only fields of an object, for the controller's own use (SE configs)."""
+        return self.box.open(obj.secrets)
+
     def user_access(self, obj: StoredObject) -> dict[str, Role]:
         return {refs.uuid_of(a["tenant_ref"]): Role(a["role"]) for a in obj.data.get("access", [])}
 
@@ -243,6 +253,29 @@ class ObjectService:
         return self._transact(
             dry_run, lambda conn: self._write(conn, caller, otype, new_uuid, tenant, body, None, flags)
         )
+
+    def create_internal(
+        self, type_name: str, body: dict[str, Any], *, uuid: str | None = None
+    ) -> dict[str, Any]:
+        """Create an object on the controller's own behalf (service engines): no role checks."""
+        otype = self.otype(type_name)
+        caller = system_caller(self.admin_tenant_uuid)
+        new_uuid = uuid or f"{type_name}-{uuidlib.uuid4()}"
+        return self._transact(
+            False,
+            lambda conn: self._write(conn, caller, otype, new_uuid, self.admin_tenant_uuid, body, None, ""),
+        )
+
+    def delete_internal(self, type_name: str, uuid: str) -> None:
+        caller = system_caller(self.admin_tenant_uuid)
+
+        def work(conn: Connection) -> dict[str, Any]:
+            existing = repo.get(conn, uuid)
+            if existing is not None and existing.type == type_name:
+                self._delete(conn, caller, existing)
+            return {}
+
+        self._transact(False, work)
 
     def replace(
         self, caller: Caller, type_name: str, uuid: str, body: Any, *, dry_run: bool = False

@@ -84,3 +84,15 @@ def can_manage_user(caller: Caller, user_access: dict[str, Role]) -> bool:
 
 def scoped_in_tenant(object_type: ObjectType) -> bool:
     return object_type.scope in (Scope.TENANT, Scope.SHARED)
+
+
+def system_caller(admin_tenant_uuid: str) -> Caller:
+    """The controller itself, for objects it creates on its own (bootstrap, service engines)."""
+    return Caller(
+        user_uuid="system",
+        user_name="system",
+        tenant_uuid=admin_tenant_uuid,
+        tenant_name="admin",
+        role=Role.SYSTEM_ADMIN,
+        access={admin_tenant_uuid: Role.SYSTEM_ADMIN},
+    )

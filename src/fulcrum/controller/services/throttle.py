@@ -19,6 +19,8 @@ class ThrottleSettings:
 
 
 class LoginThrottle:
+    MAX_KEYS = 50_000
+
     def __init__(self, clock: Clock, settings: ThrottleSettings | None = None) -> None:
         self._clock = clock
         self._settings = settings or ThrottleSettings()
@@ -50,6 +52,10 @@ class LoginThrottle:
         with self._lock:
             for key in (f"user:{user}", f"source:{source}"):
                 self._recent(key, now).append(now)
+            if len(self._failures) > self.MAX_KEYS:
+                # Guessed user names must not grow memory without bound: forget the quiet ones.
+                for key in [k for k in self._failures if not self._recent(k, now)]:
+                    del self._failures[key]
 
     def success(self, user: str) -> None:
         with self._lock:

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, and_, delete, func, insert, or_, select, update
 
-from fulcrum.controller.store.tables import events, objects, refs, tokens
+from fulcrum.controller.store.tables import events, objects, placements, refs, tokens
 
 
 @dataclass
@@ -256,3 +256,31 @@ def delete_user_tokens(conn: Connection, user_uuid: str) -> None:
 
 def purge_expired_tokens(conn: Connection, now: int) -> None:
     conn.execute(delete(tokens).where(tokens.c.expires <= now))
+
+
+# --- placements -----------------------------------------------------------------------------------
+
+
+def all_placements(conn: Connection) -> list[tuple[str, str, str]]:
+    """(vs uuid, se uuid, role) for every placement."""
+    rows = conn.execute(select(placements.c.vs_uuid, placements.c.se_uuid, placements.c.role)).all()
+    return [(r.vs_uuid, r.se_uuid, r.role) for r in rows]
+
+
+def set_placements(conn: Connection, wanted: Iterable[tuple[str, str, str]], now: int) -> None:
+    """Make the placements table hold exactly `wanted`, touching only rows that change."""
+    target = set(wanted)
+    current = set(all_placements(conn))
+    for vs_uuid, se_uuid, _role in current - target:
+        conn.execute(
+            delete(placements).where(placements.c.vs_uuid == vs_uuid, placements.c.se_uuid == se_uuid)
+        )
+    for vs_uuid, se_uuid, role in target - current:
+        conn.execute(
+            delete(placements).where(placements.c.vs_uuid == vs_uuid, placements.c.se_uuid == se_uuid)
+        )
+        conn.execute(insert(placements).values(vs_uuid=vs_uuid, se_uuid=se_uuid, role=role, created=now))
+
+
+def set_secrets(conn: Connection, uuid: str, sealed: str | None) -> None:
+    conn.execute(update(objects).where(objects.c.uuid == uuid).values(secrets=sealed))

@@ -82,3 +82,13 @@ tokens = Table(
     Column("expires", BigInteger, nullable=False),
     Index("ix_tokens_user", "user_uuid"),
 )
+
+placements = Table(
+    "placements",
+    metadata,
+    Column("vs_uuid", String(80), primary_key=True),
+    Column("se_uuid", String(80), primary_key=True),
+    Column("role", String(32), nullable=False),
+    Column("created", BigInteger, nullable=False),
+    Index("ix_placements_se", "se_uuid"),
+)

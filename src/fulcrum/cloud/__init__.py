@@ -1,0 +1,1 @@
+"""Cloud connectors: create, observe and delete Service Engines and plumb VIPs (local, netns, OpenStack)."""

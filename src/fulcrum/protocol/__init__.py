@@ -1,0 +1,1 @@
+"""Versioned controller <-> Service Engine wire schemas and request signing (pure, no I/O)."""

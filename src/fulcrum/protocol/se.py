@@ -1,0 +1,225 @@
+"""Wire schemas of the controller <-> Service Engine protocol, version 1.
+
+The SE registers once with a one-time bootstrap token and receives a per-SE credential. Every later
+request is signed with HMAC-SHA256 over method, path, timestamp and body (see `signing`). The
+controller holds the SE's complete desired configuration (`SeConfig`) under a monotonically increasing
+version; the SE long-polls for a version newer than the one it has, applies it, and acknowledges the
+version it applied (or the error). Heartbeats carry server health, counters and resource usage.
+
+Endpoints (all under /api/se-protocol/v1, JSON bodies):
+  POST /register   RegisterRequest  -> RegisterResponse        (authenticated by the bootstrap token)
+  GET  /config?version=N&wait=S      -> ConfigEnvelope          (answers when version > N, or 304 after S)
+  POST /ack        Ack              -> {}                       (signed)
+  POST /heartbeat  Heartbeat        -> HeartbeatResponse        (signed)
+
+Every value here was validated by the controller's model before it was put in a config, and the SE
+renders it with escaping anyway: the SE never trusts a string to be harmless.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+PROTOCOL_VERSION = 1
+PREFIX = f"/api/se-protocol/v{PROTOCOL_VERSION}"
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- desired configuration ------------------------------------------------------------------------
+
+
+class AppType(StrEnum):
+    HTTP = "HTTP"
+    L4 = "L4"
+    SSL = "SSL"  # TLS termination then raw TCP
+    DNS = "DNS"
+
+
+class Algorithm(StrEnum):
+    ROUND_ROBIN = "ROUND_ROBIN"
+    LEAST_CONNECTIONS = "LEAST_CONNECTIONS"
+    RANDOM = "RANDOM"
+    HASH_SOURCE_IP = "HASH_SOURCE_IP"
+    HASH_URI = "HASH_URI"
+    HASH_HEADER = "HASH_HEADER"
+
+
+class MonitorType(StrEnum):
+    TCP = "TCP"
+    HTTP = "HTTP"
+    HTTPS = "HTTPS"
+
+
+class PersistenceKind(StrEnum):
+    CLIENT_IP = "CLIENT_IP"
+    HTTP_COOKIE = "HTTP_COOKIE"
+
+
+class ServerSpec(_Wire):
+    id: str = Field(description="stable id within the pool: `<ip>:<port>` ([v6]:port for IPv6)")
+    ip: str
+    port: int
+    weight: int = Field(ge=1, le=256)
+    enabled: bool = True
+    monitor_address: str | None = None
+    monitor_port: int | None = None
+
+
+class MonitorSpec(_Wire):
+    name: str
+    type: MonitorType
+    interval_s: int
+    timeout_s: int
+    rise: int
+    fall: int
+    port: int | None = None
+    http_request: str = "HEAD / HTTP/1.0"
+    http_host: str | None = None
+    http_status_classes: tuple[int, ...] = (2, 3)  # 2 = 2xx, 3 = 3xx, ...; empty = any
+
+
+class PersistenceSpec(_Wire):
+    kind: PersistenceKind
+    cookie_name: str = "FULCRUM_PERSIST"
+    cookie_max_age_s: int = 0  # 0 = session cookie
+    ip_timeout_s: int = 300
+
+
+class PoolSpec(_Wire):
+    uuid: str
+    name: str
+    algorithm: Algorithm
+    hash_header: str | None = None
+    servers: tuple[ServerSpec, ...] = ()
+    monitors: tuple[MonitorSpec, ...] = ()
+    persistence: PersistenceSpec | None = None
+    graceful_disable_timeout_s: int = 60
+    enabled: bool = True
+
+
+class CertificateSpec(_Wire):
+    uuid: str
+    name: str
+    certificate_pem: str
+    key_pem: str
+
+
+class HttpSettings(_Wire):
+    xff_enabled: bool = True
+    xff_header: str = "X-Forwarded-For"
+    x_forwarded_proto: bool = False
+    connection_reuse: bool = True
+    keepalive_timeout_ms: int = 30000
+    request_timeout_ms: int = 10000
+    redirect_to_https: bool = False
+    hsts: bool = False
+
+
+class ListenerSpec(_Wire):
+    port: int
+    port_range_end: int | None = None
+    tls: bool = False
+
+
+class VsSpec(_Wire):
+    uuid: str
+    name: str
+    tenant_uuid: str
+    enabled: bool = True
+    vips: tuple[str, ...]
+    listeners: tuple[ListenerSpec, ...]
+    app_type: AppType
+    http: HttpSettings | None = None
+    pool: PoolSpec | None = None
+    certificates: tuple[CertificateSpec, ...] = ()
+
+
+class SeConfig(_Wire):
+    se_uuid: str
+    version: int
+    heartbeat_interval_s: float = 1.0
+    virtualservices: tuple[VsSpec, ...] = ()
+
+
+# --- messages -------------------------------------------------------------------------------------
+
+
+class RegisterRequest(_Wire):
+    se_uuid: str
+    bootstrap_token: str = Field(min_length=16, max_length=256)
+    agent_version: str
+    protocol_version: int = PROTOCOL_VERSION
+    hostname: str = ""
+    pid: int | None = None
+    haproxy_pid: int | None = None
+
+
+class RegisterResponse(_Wire):
+    se_uuid: str
+    credential: str
+    heartbeat_interval_s: float
+
+
+class ConfigEnvelope(_Wire):
+    version: int
+    config: SeConfig
+
+
+class AckStatus(StrEnum):
+    APPLIED = "APPLIED"
+    FAILED = "FAILED"
+
+
+class Ack(_Wire):
+    version: int
+    status: AckStatus
+    error: str | None = None
+    reloaded: bool = False
+    runtime_changes: int = 0
+
+
+class ServerHealth(StrEnum):
+    UP = "UP"
+    DOWN = "DOWN"
+    DISABLED = "DISABLED"
+    DRAINING = "DRAINING"
+    UNKNOWN = "UNKNOWN"
+
+
+class ServerState(_Wire):
+    pool_uuid: str
+    server_id: str
+    health: ServerHealth
+    reason: str = ""
+    current_sessions: int = 0
+
+
+class VsCounters(_Wire):
+    vs_uuid: str
+    current_sessions: int = 0
+    total_sessions: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    http_responses_2xx: int = 0
+    http_responses_4xx: int = 0
+    http_responses_5xx: int = 0
+
+
+class Heartbeat(_Wire):
+    sequence: int
+    applied_version: int
+    cpu_percent: float = 0.0
+    memory_rss_bytes: int = 0
+    agent_pid: int | None = None
+    haproxy_pid: int | None = None
+    servers: tuple[ServerState, ...] = ()
+    counters: tuple[VsCounters, ...] = ()
+
+
+class HeartbeatResponse(_Wire):
+    desired_version: int
