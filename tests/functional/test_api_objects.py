@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,20 +15,30 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from conftest import make_settings
 from fulcrum.controller.app import create_app
-from fulcrum.controller.settings import ControllerSettings
-from fulcrum.model.registry import TYPES
+from fulcrum.model.registry import TYPES, WriteAccess
 from support.processes import ADMIN_PASSWORD
 
 
+@pytest.fixture(scope="module")
+def controller_app(tmp_path_factory: pytest.TempPathFactory) -> tuple[FastAPI, Path]:
+    """Building the app (routes and their models) takes over a second, so one app serves the module;
+    every test still starts it afresh on an empty data directory (see `client`)."""
+    data_dir = tmp_path_factory.mktemp("controller") / "data"
+    return create_app(make_settings(data_dir)), data_dir
+
+
 @pytest.fixture
-def client(settings: ControllerSettings) -> Iterator[TestClient]:
-    """Admin client. Overrides conftest's: this Starlette's TestClient takes no `auth=` argument, so
-    the credentials are set on the client after construction. Server errors come back as 500s, which
-    is what the "never 5xx" tests look for."""
-    with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
+def client(controller_app: tuple[FastAPI, Path]) -> Iterator[TestClient]:
+    """A freshly bootstrapped controller with an admin client, like conftest's `client` but without
+    building a new app per test. Server errors come back as 500 responses instead of being raised."""
+    app, data_dir = controller_app
+    shutil.rmtree(data_dir, ignore_errors=True)
+    with TestClient(app, raise_server_exceptions=False) as test_client:
         test_client.auth = ("admin", ADMIN_PASSWORD)
         yield test_client
 
@@ -58,7 +70,9 @@ def make_cert(
         .sign(key, hashes.SHA256())
     )
     encryption: serialization.KeySerializationEncryption = (
-        serialization.BestAvailableEncryption(passphrase.encode()) if passphrase else serialization.NoEncryption()
+        serialization.BestAvailableEncryption(passphrase.encode())
+        if passphrase
+        else serialization.NoEncryption()
     )
     key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
     return cert.public_bytes(serialization.Encoding.PEM).decode(), key_pem.decode()
@@ -76,7 +90,10 @@ def minimal(type_name: str, name: str) -> dict[str, Any]:
         return {"name": name, "certificate": {"certificate": cert}, "key": key}
     bodies: dict[str, dict[str, Any]] = {
         "tenant": {},
-        "user": {"password": "user-pass-123", "access": [{"tenant_ref": "admin", "role": "application-admin"}]},
+        "user": {
+            "password": "user-pass-123",
+            "access": [{"tenant_ref": "admin", "role": "application-admin"}],
+        },
         "cloud": {"vtype": "CLOUD_NETNS"},
         "serviceenginegroup": {},
         "healthmonitor": {"type": "HEALTH_MONITOR_TCP"},
@@ -104,8 +121,7 @@ PATCHES: dict[str, tuple[dict[str, Any], str, Any]] = {
     "virtualservice": ({"traffic_enabled": False}, "traffic_enabled", False),
 }
 
-WRITABLE = [name for name, otype in TYPES.items() if otype.write != "none"]
-META = ("uuid", "url", "tenant_ref", "_last_modified")
+WRITABLE = [name for name, otype in TYPES.items() if otype.write != WriteAccess.NONE]
 
 
 def config(obj: dict[str, Any]) -> dict[str, Any]:
@@ -136,9 +152,7 @@ def event_count(client: TestClient) -> int:
 
 def snapshot(client: TestClient) -> tuple[dict[str, list[dict[str, Any]]], int]:
     """Every object of every type (as admin sees them) and the number of events."""
-    state = {
-        t: sorted(listing(client, t, page_size=1000)["results"], key=lambda o: o["uuid"]) for t in TYPES
-    }
+    state = {t: sorted(listing(client, t, page_size=1000)["results"], key=lambda o: o["uuid"]) for t in TYPES}
     return state, event_count(client)
 
 
@@ -348,14 +362,18 @@ def test_builtin_objects_can_be_referred_to_by_name(client: TestClient) -> None:
 
 BAD_REFS = [
     pytest.param({"cloud_ref": "/api/vsvip?name=x"}, "cloud_ref", id="wrong-type-query"),
-    pytest.param({"health_monitor_refs": ["/api/pool?name=p"]}, "health_monitor_refs[0]", id="wrong-type-in-list"),
-    pytest.param({"health_monitor_refs": ["nope"]}, "health_monitor_refs[0]", id="missing-name"),
-    pytest.param({"application_persistence_profile_ref": "nope"}, "application_persistence_profile_ref", id="missing"),
     pytest.param(
-        {"cloud_ref": "cloud-0b3c9a52-6a7e-4c8e-9d3f-2f1b5e6a7c80"}, "cloud_ref", id="missing-uuid"
+        {"health_monitor_refs": ["/api/pool?name=p"]}, "health_monitor_refs[0]", id="wrong-type-in-list"
     ),
+    pytest.param({"health_monitor_refs": ["nope"]}, "health_monitor_refs[0]", id="missing-name"),
+    pytest.param(
+        {"application_persistence_profile_ref": "nope"}, "application_persistence_profile_ref", id="missing"
+    ),
+    pytest.param({"cloud_ref": "cloud-0b3c9a52-6a7e-4c8e-9d3f-2f1b5e6a7c80"}, "cloud_ref", id="missing-uuid"),
     pytest.param({"cloud_ref": "/api/cloud/not-a-uuid"}, "cloud_ref", id="malformed-path"),
-    pytest.param({"health_monitor_refs": ["System-HTTP", "https://[::1"]}, "health_monitor_refs[1]", id="bad-url"),
+    pytest.param(
+        {"health_monitor_refs": ["System-HTTP", "https://[::1"]}, "health_monitor_refs[1]", id="bad-url"
+    ),
 ]
 
 
@@ -476,10 +494,26 @@ def test_vip_address_conflict_is_409(client: TestClient) -> None:
     assert response.status_code == 409
     assert "127.0.0.5" in error_of(response)
     inline = client.post(
-        "/api/virtualservice", json={"name": "vs", "services": [{"port": 80}], "vip": [{"ip_address": "127.0.0.5"}]}
+        "/api/virtualservice",
+        json={"name": "vs", "services": [{"port": 80}], "vip": [{"ip_address": "127.0.0.5"}]},
     )
     assert inline.status_code == 409
     assert snapshot(client) == before
+
+
+def test_virtual_services_may_share_a_vip_but_not_a_port(client: TestClient) -> None:
+    create(client, "vsvip", {"name": "shared", "vip": [{"ip_address": "127.0.0.30"}]})
+    create(client, "virtualservice", {"name": "http", "services": [{"port": 80}], "vsvip_ref": "shared"})
+    before = snapshot(client)
+    clash = client.post(
+        "/api/virtualservice",
+        json={"name": "also-http", "services": [{"port": 79, "port_range_end": 81}], "vsvip_ref": "shared"},
+    )
+    assert clash.status_code == 409
+    assert "80" in error_of(clash)
+    assert snapshot(client) == before
+    create(client, "virtualservice", {"name": "https", "services": [{"port": 443}], "vsvip_ref": "shared"})
+    assert names(client, "virtualservice") == {"http", "https"}
 
 
 def test_non_loopback_vip_in_local_cloud_is_400(client: TestClient) -> None:
@@ -488,7 +522,8 @@ def test_non_loopback_vip_in_local_cloud_is_400(client: TestClient) -> None:
     assert response.status_code == 400
     assert error_of(response).startswith("vip[0].ip_address:")
     inline = client.post(
-        "/api/virtualservice", json={"name": "vs", "services": [{"port": 80}], "vip": [{"ip_address": "10.1.2.3"}]}
+        "/api/virtualservice",
+        json={"name": "vs", "services": [{"port": 80}], "vip": [{"ip_address": "10.1.2.3"}]},
     )
     assert inline.status_code == 400
     assert "vip[0].ip_address" in error_of(inline)
@@ -537,7 +572,9 @@ def test_dry_run_create_stores_nothing(client: TestClient, type_name: str) -> No
 def test_dry_run_update_and_patch_store_nothing(client: TestClient) -> None:
     pool = create(client, "pool", {"name": "p"})
     before = snapshot(client)
-    put = client.put(f"/api/pool/{pool['uuid']}", params={"dry_run": "true"}, json={"name": "p", "description": "x"})
+    put = client.put(
+        f"/api/pool/{pool['uuid']}", params={"dry_run": "true"}, json={"name": "p", "description": "x"}
+    )
     assert put.status_code == 200
     assert put.json()["description"] == "x"
     patch = client.patch(f"/api/pool/{pool['uuid']}", params={"dry_run": "true"}, json={"description": "y"})
@@ -587,7 +624,8 @@ def test_builtins_are_read_only(client: TestClient, type_name: str, name: str) -
 
 
 @pytest.mark.parametrize(
-    ("type_name", "name"), [("cloud", "Default-Cloud"), ("serviceenginegroup", "Default-Group"), ("tenant", "admin")]
+    ("type_name", "name"),
+    [("cloud", "Default-Cloud"), ("serviceenginegroup", "Default-Group"), ("tenant", "admin")],
 )
 def test_system_defaults_cannot_be_deleted(client: TestClient, type_name: str, name: str) -> None:
     target = _by_name(client, type_name, name)
@@ -610,7 +648,9 @@ def test_system_defaults_are_editable(client: TestClient) -> None:
 
 def test_certificate_key_is_never_returned(client: TestClient) -> None:
     cert, key = make_cert(dns_names=("www.example.com", "example.com"), ip_names=("127.0.0.1",))
-    created = create(client, "sslkeyandcertificate", {"name": "site", "certificate": {"certificate": cert}, "key": key})
+    created = create(
+        client, "sslkeyandcertificate", {"name": "site", "certificate": {"certificate": cert}, "key": key}
+    )
     fetched = client.get(created["url"])
     listed = client.get("/api/sslkeyandcertificate")
     for response_text, body in ((fetched.text, fetched.json()), (listed.text, listed.json()["results"][0])):
@@ -632,9 +672,15 @@ def test_certificate_key_is_never_returned(client: TestClient) -> None:
 
 def test_certificate_info_cannot_be_forged(client: TestClient) -> None:
     cert, key = make_cert(cn="real.example.com", dns_names=("real.example.com",), ip_names=())
-    forged = {"subject": "CN=bank.example.com", "subject_alt_names": ["bank.example.com"], "self_signed": False}
+    forged = {
+        "subject": "CN=bank.example.com",
+        "subject_alt_names": ["bank.example.com"],
+        "self_signed": False,
+    }
     created = create(
-        client, "sslkeyandcertificate", {"name": "c", "certificate": {"certificate": cert, "info": forged}, "key": key}
+        client,
+        "sslkeyandcertificate",
+        {"name": "c", "certificate": {"certificate": cert, "info": forged}, "key": key},
     )
     info = client.get(created["url"]).json()["certificate"]["info"]
     assert info["subject"] == "CN=real.example.com"
@@ -665,15 +711,23 @@ def test_encrypted_key_with_passphrase(client: TestClient) -> None:
     ("mutate", "field"),
     [
         pytest.param(lambda b, other_key: {**b, "key": other_key}, "key", id="key-of-another-cert"),
-        pytest.param(lambda b, _: {**b, "key": "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----"}, "key", id="garbage-key"),
+        pytest.param(
+            lambda b, _: {**b, "key": "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----"},
+            "key",
+            id="garbage-key",
+        ),
         pytest.param(lambda b, _: {**b, "key": None}, "key", id="no-key-for-vs-cert"),
         pytest.param(
-            lambda b, _: {**b, "certificate": {"certificate": "not a certificate"}}, "certificate", id="not-pem"
+            lambda b, _: {**b, "certificate": {"certificate": "not a certificate"}},
+            "certificate.certificate",
+            id="not-pem",
         ),
         pytest.param(
             lambda b, _: {
                 **b,
-                "certificate": {"certificate": "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----"},
+                "certificate": {
+                    "certificate": "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----"
+                },
             },
             "certificate.certificate",
             id="garbage-pem",
@@ -685,17 +739,20 @@ def test_bad_certificate_or_key_is_400(client: TestClient, mutate: Any, field: s
     _, other_key = make_cert()
     before = snapshot(client)
     response = client.post(
-        "/api/sslkeyandcertificate", json=mutate({"name": "c", "certificate": {"certificate": cert}, "key": key}, other_key)
+        "/api/sslkeyandcertificate",
+        json=mutate({"name": "c", "certificate": {"certificate": cert}, "key": key}, other_key),
     )
     assert response.status_code == 400, response.text
-    assert error_of(response).startswith(f"{field}")
+    assert error_of(response).startswith(f"{field}:")
     assert "PRIVATE KEY" not in response.text
     assert snapshot(client) == before
 
 
 def test_replacing_the_certificate_checks_the_stored_key(client: TestClient) -> None:
     cert, key = make_cert()
-    created = create(client, "sslkeyandcertificate", {"name": "c", "certificate": {"certificate": cert}, "key": key})
+    created = create(
+        client, "sslkeyandcertificate", {"name": "c", "certificate": {"certificate": cert}, "key": key}
+    )
     other_cert, other_key = make_cert(cn="other")
     mismatch = client.patch(created["url"], json={"certificate": {"certificate": other_cert}})
     assert mismatch.status_code == 400
@@ -710,7 +767,11 @@ def test_replacing_the_certificate_checks_the_stored_key(client: TestClient) -> 
 
 def test_user_password_is_never_returned(client: TestClient) -> None:
     password = "Sup3r-Secret-Passw0rd"
-    body = {"name": "alice", "password": password, "access": [{"tenant_ref": "admin", "role": "tenant-admin"}]}
+    body = {
+        "name": "alice",
+        "password": password,
+        "access": [{"tenant_ref": "admin", "role": "tenant-admin"}],
+    }
     created = client.post("/api/user", json=body)
     assert created.status_code == 201
     user_url = created.json()["url"]
@@ -731,7 +792,9 @@ def test_user_password_is_never_returned(client: TestClient) -> None:
 
 def test_new_user_needs_a_password_and_access(client: TestClient) -> None:
     before = snapshot(client)
-    no_password = client.post("/api/user", json={"name": "bob", "access": [{"tenant_ref": "admin", "role": "tenant-admin"}]})
+    no_password = client.post(
+        "/api/user", json={"name": "bob", "access": [{"tenant_ref": "admin", "role": "tenant-admin"}]}
+    )
     assert no_password.status_code == 400
     assert error_of(no_password).startswith("password:")
     no_access = client.post("/api/user", json={"name": "bob", "password": "long-enough-pw"})
@@ -750,13 +813,20 @@ BAD_BODIES = [
     pytest.param("pool", {"name": "p", "servers": "10.0.0.1"}, "servers", id="servers-not-list"),
     pytest.param("pool", {"name": "p", "enabled": "maybe"}, "enabled", id="bool-not-bool"),
     pytest.param("pool", {"name": "p", "surprise": 1}, "surprise", id="unknown-field"),
-    pytest.param("pool", {"name": "p", "servers": [{"ip": "10.0.0.1", "wat": 1}]}, "servers[0].wat", id="unknown-nested"),
+    pytest.param(
+        "pool",
+        {"name": "p", "servers": [{"ip": "10.0.0.1", "wat": 1}]},
+        "servers[0].wat",
+        id="unknown-nested",
+    ),
     pytest.param("pool", {"name": " p"}, "name", id="name-leading-space"),
     pytest.param("pool", {"name": "p\r\nq"}, "name", id="name-crlf"),
     pytest.param("pool", {"name": "p\u2028"}, "name", id="name-u2028"),
     pytest.param("pool", {"name": ""}, "name", id="name-empty"),
     pytest.param("pool", {"name": "x" * 256}, "name", id="name-256-chars"),
-    pytest.param("pool", {"name": "p", "servers": [{"ip": "169.254.169.254"}]}, "servers[0].ip", id="reserved-ip"),
+    pytest.param(
+        "pool", {"name": "p", "servers": [{"ip": "169.254.169.254"}]}, "servers[0].ip", id="reserved-ip"
+    ),
     pytest.param(
         "pool",
         {"name": "p", "servers": [{"ip": "10.0.0.1", "monitor_address": "169.254.169.254"}]},
@@ -764,19 +834,29 @@ BAD_BODIES = [
         id="reserved-monitor-address",
     ),
     pytest.param("pool", {"name": "p", "servers": [{"ip": "10.0.0.999"}]}, "servers[0].ip", id="bad-ip"),
-    pytest.param("pool", {"name": "p", "health_monitor_refs": ["nope"]}, "health_monitor_refs[0]", id="bad-ref"),
+    pytest.param(
+        "pool", {"name": "p", "health_monitor_refs": ["nope"]}, "health_monitor_refs[0]", id="bad-ref"
+    ),
     pytest.param("pool", {"name": "p", "cloud_ref": "/api/pool?name=p"}, "cloud_ref", id="wrong-type-ref"),
-    pytest.param("pool", {"name": "p", "health_monitor_refs": ["https://[::1"]}, "health_monitor_refs[0]", id="broken-url-ref"),
+    pytest.param(
+        "pool",
+        {"name": "p", "health_monitor_refs": ["https://[::1"]},
+        "health_monitor_refs[0]",
+        id="broken-url-ref",
+    ),
     pytest.param("pool", {"name": "p", "lb_algorithm": "FASTEST"}, "lb_algorithm", id="bad-enum"),
     pytest.param("pool", {"name": "p", "default_server_port": 65536}, "default_server_port", id="port-65536"),
     pytest.param("pool", {"name": "p", "default_server_port": 0}, "default_server_port", id="port-0"),
     pytest.param(
-        "pool", {"name": "p", "servers": [{"ip": "10.0.0.1", "port": 10**30}]}, "servers[0].port", id="port-huge"
+        "pool",
+        {"name": "p", "servers": [{"ip": "10.0.0.1", "port": 10**30}]},
+        "servers[0].port",
+        id="port-huge",
     ),
     pytest.param("pool", [{"name": "p"}], None, id="json-array"),
     pytest.param("pool", "p", None, id="json-string"),
     pytest.param("pool", b"null", None, id="json-null"),
-    pytest.param("pool", b"{\"name\": \"p\",", None, id="invalid-json"),
+    pytest.param("pool", b'{"name": "p",', None, id="invalid-json"),
     pytest.param("pool", b"\xff\xfe", None, id="not-utf8"),
     pytest.param("pool", {"name": "p", "uuid": "pool-1"}, "uuid", id="uuid-on-create"),
     pytest.param("healthmonitor", {"name": "h"}, "type", id="missing-required"),
@@ -786,14 +866,21 @@ BAD_BODIES = [
         "http_monitor.http_request",
         id="monitor-request-injection",
     ),
-    pytest.param("virtualservice", {"name": "v", "services": [{"port": 70000}], "vip": [{"auto_allocate_ip": True}]}, "services[0].port", id="vs-port"),
+    pytest.param(
+        "virtualservice",
+        {"name": "v", "services": [{"port": 70000}], "vip": [{"auto_allocate_ip": True}]},
+        "services[0].port",
+        id="vs-port",
+    ),
     pytest.param(
         "virtualservice",
         {"name": "v", "services": [{"port": 80}], "vip": [{"ip_address": "10.9.9.9"}]},
         "vip[0].ip_address",
         id="vs-non-loopback-vip",
     ),
-    pytest.param("user", {"name": "u", "password": "short", "access": []}, "password", id="user-short-password"),
+    pytest.param(
+        "user", {"name": "u", "password": "short", "access": []}, "password", id="user-short-password"
+    ),
     pytest.param(
         "user",
         {"name": "u", "password": "long-enough", "access": [{"tenant_ref": "admin", "role": "god"}]},
@@ -801,7 +888,16 @@ BAD_BODIES = [
         id="user-bad-role",
     ),
     pytest.param("cloud", {"name": "c", "vtype": "CLOUD_OPENSTACK"}, None, id="cloud-without-config"),
-    pytest.param("applicationpersistenceprofile", {"name": "a", "persistence_type": "PERSISTENCE_TYPE_HTTP_COOKIE", "http_cookie_persistence_profile": {"cookie_name": "a b"}}, "http_cookie_persistence_profile.cookie_name", id="cookie-name"),
+    pytest.param(
+        "applicationpersistenceprofile",
+        {
+            "name": "a",
+            "persistence_type": "PERSISTENCE_TYPE_HTTP_COOKIE",
+            "http_cookie_persistence_profile": {"cookie_name": "a b"},
+        },
+        "http_cookie_persistence_profile.cookie_name",
+        id="cookie-name",
+    ),
 ]
 
 
@@ -827,7 +923,9 @@ def existing(client: TestClient) -> dict[str, dict[str, Any]]:
 
 
 @pytest.mark.parametrize(("type_name", "body", "field"), BAD_BODIES)
-def test_bad_post_leaves_store_unchanged(client: TestClient, type_name: str, body: Any, field: str | None) -> None:
+def test_bad_post_leaves_store_unchanged(
+    client: TestClient, type_name: str, body: Any, field: str | None
+) -> None:
     create(client, "pool", {"name": "p"})
     before = snapshot(client)
     if isinstance(body, dict) and body.get("name") == "p":
@@ -852,12 +950,24 @@ def _as_update(method: str, body: Any, field: str | None) -> tuple[Any, str | No
 @pytest.mark.parametrize("method", ["PUT", "PATCH"])
 @pytest.mark.parametrize(("type_name", "body", "field"), BAD_BODIES)
 def test_bad_update_leaves_store_unchanged(
-    client: TestClient, existing: dict[str, dict[str, Any]], method: str, type_name: str, body: Any, field: str | None
+    client: TestClient,
+    existing: dict[str, dict[str, Any]],
+    method: str,
+    type_name: str,
+    body: Any,
+    field: str | None,
 ) -> None:
     body, field = _as_update(method, body, field)
     before = snapshot(client)
     _check_refused(_send(client, method, existing[type_name]["url"], body), field)
     assert snapshot(client) == before
+
+
+def test_invalid_json_error_names_no_field(client: TestClient) -> None:
+    response = client.post("/api/pool", content=b'{"name": "p",', headers=JSON_HEADERS)
+    assert response.status_code == 400
+    # The parser's character offset is not a field; "[12]: ..." reads like a list index.
+    assert error_of(response) == "the request body is not valid JSON"
 
 
 def test_update_of_missing_object_is_404_and_changes_nothing(client: TestClient) -> None:

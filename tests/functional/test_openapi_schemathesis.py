@@ -49,7 +49,8 @@ CHECKS = [
 
 # Loaded at import, as schemathesis' pytest integration needs the operations to parametrize the test.
 # (Its fixture-based lazy loader, `schemathesis.pytest.from_fixture`, breaks on pytest 9: it reads the
-# removed `Node._nodeid`.) The app's start-up (migrations, bootstrap) runs once, on first request.
+# removed `Node._nodeid`.) Loading runs the app's start-up (migrations, bootstrap): schemathesis starts
+# the ASGI lifespan itself and keeps it running until the interpreter exits.
 _DATA_DIR = Path(tempfile.mkdtemp(prefix="fulcrum-schemathesis-"))
 atexit.register(shutil.rmtree, _DATA_DIR, ignore_errors=True)
 APP = create_app(
@@ -141,23 +142,26 @@ def _seed_objects() -> list[tuple[str, dict[str, object]]]:
 
 @pytest.fixture(scope="module", autouse=True)
 def seeded() -> None:
-    # No `with`: schemathesis already runs the app's lifespan (since loading the schema); a second one
-    # would build a second set of services over the same store.
+    # No `with`: schemathesis already runs the app's lifespan; a second one would build a second set of
+    # services over the same store.
     assert hasattr(APP.state, "services"), "the app must be started before seeding"
     http = TestClient(APP, headers=AUTH)
-    for type_name, body in _seed_objects():
-        answer = http.post(f"/api/{type_name}", json=body)
-        assert answer.status_code == 201, f"seeding {type_name}: {answer.text}"
-    for type_name in ("tenant", "user", *(t for t in TYPES if t not in ("tenant", "user"))):
-        listed = http.get(f"/api/{type_name}", params={"page_size": 1000, "sort": "name"}).json()["results"]
-        # Not the admin user or tenant: a lucky PUT could lock the run out.
-        KNOWN[type_name] = [o["uuid"] for o in listed if o["name"] != "admin"]
+    try:
+        for type_name, body in _seed_objects():
+            answer = http.post(f"/api/{type_name}", json=body)
+            assert answer.status_code == 201, f"seeding {type_name}: {answer.text}"
+        for type_name in TYPES:
+            listed = http.get(f"/api/{type_name}", params={"page_size": 1000, "sort": "name"}).json()
+            # Not the admin user or tenant: a lucky PUT could lock the rest of the run out.
+            KNOWN[type_name] = [o["uuid"] for o in listed["results"] if o["name"] != "admin"]
+    finally:
+        http.close()
 
 
 @schema.hook
-def flatmap_path_parameters(context: schemathesis.HookContext, path_parameters: dict[str, Any]) -> Any:
+def flatmap_path_parameters(context: schemathesis.HookContext, path_parameters: dict[str, Any] | None) -> Any:
     generated = st.just(path_parameters)
-    if not isinstance(path_parameters.get("uuid"), str) or context.operation is None:
+    if not path_parameters or not isinstance(path_parameters.get("uuid"), str) or context.operation is None:
         return generated
     if "type_name" in path_parameters:  # /api/{type_name}/{uuid}/referred_by
         pairs = [(t, u) for t, uuids in sorted(KNOWN.items()) for u in uuids]
@@ -171,7 +175,7 @@ def flatmap_path_parameters(context: schemathesis.HookContext, path_parameters: 
 
 
 # pytest 9 builds a node id from the test's name and parameters only, so schemathesis' per-operation
-# test names ("...[GET /api/pool]") are lost and all 75 items share one id, unless the test is
+# test names ("...[GET /api/pool]") are lost and all items share one id, unless the test is
 # parametrized; a single parameter restores "test...[GET /api/pool][admin]".
 @pytest.mark.parametrize("user", ["admin"])
 @schema.parametrize()

@@ -171,12 +171,18 @@ RESERVED = [
     pytest.param({"ip": METADATA}, {}, "servers[0].ip", id="metadata-ip"),
     pytest.param({"ip": "fd00:ec2::254"}, {}, "servers[0].ip", id="metadata-ipv6"),
     pytest.param(
-        {"ip": "10.0.0.1", "monitor_address": METADATA}, {}, "servers[0].monitor_address", id="metadata-monitor"
+        {"ip": "10.0.0.1", "monitor_address": METADATA},
+        {},
+        "servers[0].monitor_address",
+        id="metadata-monitor",
     ),
     pytest.param({"ip": "10.99.3.4"}, EXTRA, "servers[0].ip", id="extra-network-ip"),
     pytest.param({"ip": "fd99::7"}, EXTRA, "servers[0].ip", id="extra-network-ipv6"),
     pytest.param(
-        {"ip": "10.0.0.1", "monitor_address": "10.99.0.1"}, EXTRA, "servers[0].monitor_address", id="extra-monitor"
+        {"ip": "10.0.0.1", "monitor_address": "10.99.0.1"},
+        EXTRA,
+        "servers[0].monitor_address",
+        id="extra-monitor",
     ),
     pytest.param({"ip": "224.0.0.1"}, {}, "servers[0].ip", id="multicast"),
     pytest.param({"ip": "0.0.0.0"}, {}, "servers[0].ip", id="unspecified"),  # noqa: S104
@@ -214,10 +220,18 @@ def test_unreserved_address_accepted(server: dict[str, Any], context: dict[str, 
 @pytest.mark.parametrize(
     ("servers", "default_port", "ok"),
     [
-        pytest.param([{"ip": "10.0.0.1", "port": 80}, {"ip": "10.0.0.1", "port": 80}], 80, False, id="same-ip-port"),
-        pytest.param([{"ip": "10.0.0.1"}, {"ip": "10.0.0.1", "port": 8080}], 8080, False, id="default-port-equal"),
-        pytest.param([{"ip": "2001:db8::1"}, {"ip": "2001:DB8:0::1"}], 80, False, id="same-ipv6-other-spelling"),
-        pytest.param([{"ip": "10.0.0.1", "port": 80}, {"ip": "10.0.0.1", "port": 81}], 80, True, id="other-port"),
+        pytest.param(
+            [{"ip": "10.0.0.1", "port": 80}, {"ip": "10.0.0.1", "port": 80}], 80, False, id="same-ip-port"
+        ),
+        pytest.param(
+            [{"ip": "10.0.0.1"}, {"ip": "10.0.0.1", "port": 8080}], 8080, False, id="default-port-equal"
+        ),
+        pytest.param(
+            [{"ip": "2001:db8::1"}, {"ip": "2001:DB8:0::1"}], 80, False, id="same-ipv6-other-spelling"
+        ),
+        pytest.param(
+            [{"ip": "10.0.0.1", "port": 80}, {"ip": "10.0.0.1", "port": 81}], 80, True, id="other-port"
+        ),
         pytest.param([{"ip": "10.0.0.1"}, {"ip": "10.0.0.2"}], 80, True, id="other-ip"),
     ],
 )
@@ -233,7 +247,10 @@ def test_duplicate_servers(servers: list[dict[str, Any]], default_port: int, ok:
     ("extra", "ok"),
     [
         pytest.param(
-            {"lb_algorithm": "LB_ALGORITHM_CONSISTENT_HASH", "lb_algorithm_hash": "LB_ALGORITHM_CONSISTENT_HASH_CUSTOM_HEADER"},
+            {
+                "lb_algorithm": "LB_ALGORITHM_CONSISTENT_HASH",
+                "lb_algorithm_hash": "LB_ALGORITHM_CONSISTENT_HASH_CUSTOM_HEADER",
+            },
             False,
             id="custom-header-without-header",
         ),
@@ -286,9 +303,14 @@ def test_pool_rules(extra: dict[str, Any], ok: bool) -> None:
         pytest.param(objects.HealthMonitor, {"name": "h", "type": "HEALTH_MONITOR_UDP"}, True, id="hm-type"),
         pytest.param(objects.HealthMonitor, {"name": "h", "type": "HTTP"}, False, id="hm-type-short"),
         pytest.param(objects.HealthMonitor, {"name": "h"}, False, id="hm-type-missing"),
-        pytest.param(objects.ServiceEngineGroup, {"name": "g", "ha_mode": "HA_MODE_ACTIVE"}, False, id="ha-mode"),
         pytest.param(
-            objects.ApplicationProfile, {"name": "p", "type": "APPLICATION_PROFILE_TYPE_L7"}, False, id="profile-type"
+            objects.ServiceEngineGroup, {"name": "g", "ha_mode": "HA_MODE_ACTIVE"}, False, id="ha-mode"
+        ),
+        pytest.param(
+            objects.ApplicationProfile,
+            {"name": "p", "type": "APPLICATION_PROFILE_TYPE_L7"},
+            False,
+            id="profile-type",
         ),
         pytest.param(
             objects.User,
@@ -326,10 +348,16 @@ HM = {"name": "hm", "type": "HEALTH_MONITOR_HTTP"}
         pytest.param({"send_interval": 1, "receive_timeout": 30}, False, id="timeout-far-above-1s-interval"),
         pytest.param({"http_monitor": {"http_request": "GET /healthz HTTP/1.1"}}, True, id="request-ok"),
         pytest.param({"http_monitor": {"http_request": "HEAD /"}}, True, id="request-without-version"),
-        pytest.param({"http_monitor": {"http_request": "GET /\r\nHost: x"}}, False, id="request-crlf-injection"),
+        pytest.param(
+            {"http_monitor": {"http_request": "GET /\r\nHost: x"}}, False, id="request-crlf-injection"
+        ),
         pytest.param({"http_monitor": {"http_request": "GET /\nHost: x"}}, False, id="request-lf-injection"),
-        pytest.param({"http_monitor": {"http_request": "GET / HTTP/1.0\n"}}, False, id="request-trailing-newline"),
-        pytest.param({"http_monitor": {"http_request": "GET /a b HTTP/1.1"}}, False, id="request-space-in-path"),
+        pytest.param(
+            {"http_monitor": {"http_request": "GET / HTTP/1.0\n"}}, False, id="request-trailing-newline"
+        ),
+        pytest.param(
+            {"http_monitor": {"http_request": "GET /a b HTTP/1.1"}}, False, id="request-space-in-path"
+        ),
         pytest.param({"http_monitor": {"http_request": "GET / HTTP/2.0"}}, False, id="request-bad-version"),
         pytest.param({"http_monitor": {"http_request": "DELETE /"}}, False, id="request-method"),
         pytest.param({"http_monitor": {"http_request": "GET http://x/"}}, False, id="request-absolute-uri"),
@@ -353,7 +381,9 @@ def test_health_monitor_defaults() -> None:
     assert hm.http_monitor is not None
     assert hm.http_monitor.http_request == "HEAD / HTTP/1.0"
     assert hm.http_monitor.http_request_host is None
-    assert objects.HealthMonitor.model_validate({**HM, "http_monitor": {"http_request_host": "Ex.COM"}}).http_monitor
+    with_host = objects.HealthMonitor.model_validate({**HM, "http_monitor": {"http_request_host": "Ex.COM"}})
+    assert with_host.http_monitor is not None
+    assert with_host.http_monitor.http_request_host == "ex.com"
     tcp = objects.HealthMonitor.model_validate({"name": "t", "type": "HEALTH_MONITOR_TCP"})
     assert tcp.http_monitor is None
     assert tcp.https_monitor is None
@@ -379,11 +409,15 @@ def test_se_group_scaleout_default(extra: dict[str, Any], min_scaleout: int) -> 
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        pytest.param({"ha_mode": "HA_MODE_SHARED_PAIR", "min_scaleout_per_vs": 1}, "at least 2", id="pair-explicit-1"),
+        pytest.param(
+            {"ha_mode": "HA_MODE_SHARED_PAIR", "min_scaleout_per_vs": 1}, "at least 2", id="pair-explicit-1"
+        ),
         pytest.param(
             {"ha_mode": "HA_MODE_SHARED_PAIR", "max_scaleout_per_vs": 1}, "must not exceed", id="pair-max-1"
         ),
-        pytest.param({"min_scaleout_per_vs": 5, "max_scaleout_per_vs": 4}, "must not exceed", id="min-above-max"),
+        pytest.param(
+            {"min_scaleout_per_vs": 5, "max_scaleout_per_vs": 4}, "must not exceed", id="min-above-max"
+        ),
         pytest.param({"min_cpu_usage": 80, "max_cpu_usage": 80}, "min_cpu_usage", id="cpu-equal"),
         pytest.param({"min_cpu_usage": 90, "max_cpu_usage": 50}, "min_cpu_usage", id="cpu-inverted"),
         pytest.param({"min_scaleout_per_vs": 0}, "min_scaleout_per_vs", id="min-scaleout-0"),
@@ -408,11 +442,15 @@ VS = {"name": "vs", "vsvip_ref": "vip"}
     [
         pytest.param({"services": [{"port": 80}, {"port": 443}]}, True, id="two-ports"),
         pytest.param({"services": [{"port": 80}, {"port": 80}]}, False, id="same-port"),
-        pytest.param({"services": [{"port": 80, "port_range_end": 90}, {"port": 85}]}, False, id="range-overlap"),
+        pytest.param(
+            {"services": [{"port": 80, "port_range_end": 90}, {"port": 85}]}, False, id="range-overlap"
+        ),
         pytest.param(
             {"services": [{"port": 85}, {"port": 80, "port_range_end": 85}]}, False, id="range-overlap-at-end"
         ),
-        pytest.param({"services": [{"port": 80, "port_range_end": 90}, {"port": 91}]}, True, id="adjacent-range"),
+        pytest.param(
+            {"services": [{"port": 80, "port_range_end": 90}, {"port": 91}]}, True, id="adjacent-range"
+        ),
         pytest.param({"services": [{"port": 90, "port_range_end": 80}]}, False, id="inverted-range"),
         pytest.param({"services": []}, False, id="no-services"),
         pytest.param({"services": [{"port": 443, "enable_ssl": True}]}, False, id="ssl-without-cert"),
@@ -445,7 +483,9 @@ def test_virtual_service(extra: dict[str, Any], ok: bool) -> None:
         pytest.param([{"auto_allocate_ip": False}], False, id="auto-false"),
         pytest.param([{"ip_address": "10.0.0.5", "subnet": "10.0.0.0/24"}], True, id="inside-subnet"),
         pytest.param([{"ip_address": "10.0.1.5", "subnet": "10.0.0.0/24"}], False, id="outside-subnet"),
-        pytest.param([{"ip_address": "2001:db8::5", "subnet": "10.0.0.0/24"}], False, id="other-family-subnet"),
+        pytest.param(
+            [{"ip_address": "2001:db8::5", "subnet": "10.0.0.0/24"}], False, id="other-family-subnet"
+        ),
         pytest.param(
             [{"ip_address": "10.0.0.5", "floating_ip": "192.0.2.1", "auto_allocate_floating_ip": True}],
             False,
@@ -560,7 +600,10 @@ def test_persistence_profile(body: dict[str, Any], ok: bool) -> None:
             id="dns-bad-domain",
         ),
         pytest.param(
-            {"type": "APPLICATION_PROFILE_TYPE_DNS", "dns_service_profile": {"domain_names": ["Example.com."]}},
+            {
+                "type": "APPLICATION_PROFILE_TYPE_DNS",
+                "dns_service_profile": {"domain_names": ["Example.com."]},
+            },
             True,
             id="dns-ok",
         ),
@@ -588,11 +631,15 @@ OPENSTACK = {
     [
         pytest.param({}, True, id="local-default"),
         pytest.param({"vtype": "CLOUD_NETNS"}, True, id="netns-default"),
-        pytest.param({"vtype": "CLOUD_OPENSTACK", "openstack_configuration": OPENSTACK}, True, id="openstack"),
+        pytest.param(
+            {"vtype": "CLOUD_OPENSTACK", "openstack_configuration": OPENSTACK}, True, id="openstack"
+        ),
         pytest.param({"vtype": "CLOUD_OPENSTACK"}, False, id="openstack-without-config"),
         pytest.param({"netns_configuration": {}}, False, id="local-with-netns-config"),
         pytest.param({"openstack_configuration": OPENSTACK}, False, id="local-with-openstack-config"),
-        pytest.param({"vtype": "CLOUD_NETNS", "local_configuration": {}}, False, id="netns-with-local-config"),
+        pytest.param(
+            {"vtype": "CLOUD_NETNS", "local_configuration": {}}, False, id="netns-with-local-config"
+        ),
         pytest.param(
             {"vtype": "CLOUD_OPENSTACK", "openstack_configuration": {**OPENSTACK, "auth_url": "ftp://x"}},
             False,
@@ -634,7 +681,12 @@ def test_cloud_fills_the_configuration_of_its_vtype() -> None:
         pytest.param({"email": "a@b"}, True, id="email"),
         pytest.param({"email": "not an email"}, False, id="email-bad"),
         pytest.param(
-            {"access": [{"tenant_ref": "t", "role": "tenant-admin"}, {"tenant_ref": "t", "role": "application-admin"}]},
+            {
+                "access": [
+                    {"tenant_ref": "t", "role": "tenant-admin"},
+                    {"tenant_ref": "t", "role": "application-admin"},
+                ]
+            },
             False,
             id="tenant-twice",
         ),
@@ -649,7 +701,11 @@ def test_user(body: dict[str, Any], ok: bool) -> None:
 
 # --- registry: references and secrets are discovered from the schemas ------------------------------
 
-_TARGET_ALIASES = {"segroup": "serviceenginegroup", "cacertificate": "sslkeyandcertificate", "defaulttenant": "tenant"}
+_TARGET_ALIASES = {
+    "segroup": "serviceenginegroup",
+    "cacertificate": "sslkeyandcertificate",
+    "defaulttenant": "tenant",
+}
 
 
 def _models_in(annotation: Any) -> list[tuple[bool, type[BaseModel]]]:
@@ -719,7 +775,9 @@ def test_secrets_discovered(type_name: str) -> None:
     assert set(otype.secret_paths) == EXPECTED_SECRETS.get(type_name, set())
     # Anything named like a secret is marked as one.
     secret_like = {
-        p for p in _fields_by_name(otype.schema) if p[-1] in {"password", "key", "key_passphrase", "secret", "token"}
+        p
+        for p in _fields_by_name(otype.schema)
+        if p[-1] in {"password", "key", "key_passphrase", "secret", "token"}
     }
     assert secret_like <= set(otype.secret_paths)
 
@@ -733,5 +791,7 @@ def test_types_listed_in_dependency_order() -> None:
 
 
 def test_strip_read_only_keeps_config() -> None:
-    got = objects.strip_read_only({"name": "x", "uuid": "u", "url": "/", "tenant_ref": "t", "_last_modified": "1"})
+    got = objects.strip_read_only(
+        {"name": "x", "uuid": "u", "url": "/", "tenant_ref": "t", "_last_modified": "1"}
+    )
     assert got == {"name": "x"}

@@ -20,10 +20,18 @@ POOL_UUID = f"pool-{UUID}"
 
 ACCEPTED = [
     pytest.param(f"/api/pool/{POOL_UUID}", ParsedRef("pool", uuid=POOL_UUID), id="path"),
-    pytest.param(f"/api/pool/{POOL_UUID}#web", ParsedRef("pool", uuid=POOL_UUID), id="path-with-name-fragment"),
-    pytest.param(f"https://ctrl.example.com/api/pool/{POOL_UUID}", ParsedRef("pool", uuid=POOL_UUID), id="url"),
-    pytest.param(f"http://10.0.0.1:9080/api/pool/{POOL_UUID}", ParsedRef("pool", uuid=POOL_UUID), id="url-port"),
-    pytest.param(f"https://[::1]:9080/api/pool/{POOL_UUID}#web", ParsedRef("pool", uuid=POOL_UUID), id="url-ipv6"),
+    pytest.param(
+        f"/api/pool/{POOL_UUID}#web", ParsedRef("pool", uuid=POOL_UUID), id="path-with-name-fragment"
+    ),
+    pytest.param(
+        f"https://ctrl.example.com/api/pool/{POOL_UUID}", ParsedRef("pool", uuid=POOL_UUID), id="url"
+    ),
+    pytest.param(
+        f"http://10.0.0.1:9080/api/pool/{POOL_UUID}", ParsedRef("pool", uuid=POOL_UUID), id="url-port"
+    ),
+    pytest.param(
+        f"https://[::1]:9080/api/pool/{POOL_UUID}#web", ParsedRef("pool", uuid=POOL_UUID), id="url-ipv6"
+    ),
     pytest.param(POOL_UUID, ParsedRef("pool", uuid=POOL_UUID), id="bare-uuid"),
     pytest.param("/api/pool?name=web", ParsedRef("pool", name="web"), id="query-name"),
     pytest.param("/api/pool?name=my%20pool", ParsedRef("pool", name="my pool"), id="query-name-escaped"),
@@ -34,7 +42,9 @@ ACCEPTED = [
     pytest.param("名前", ParsedRef("pool", name="名前"), id="bare-name-unicode"),
     # Only the expected type's prefix makes a bare string a uuid; anything else is a name.
     pytest.param(f"vsvip-{UUID}", ParsedRef("pool", name=f"vsvip-{UUID}"), id="other-type-uuid-is-a-name"),
-    pytest.param(f"pool-{UUID.upper()}", ParsedRef("pool", name=f"pool-{UUID.upper()}"), id="uppercase-is-a-name"),
+    pytest.param(
+        f"pool-{UUID.upper()}", ParsedRef("pool", name=f"pool-{UUID.upper()}"), id="uppercase-is-a-name"
+    ),
 ]
 
 

@@ -22,6 +22,12 @@ app = typer.Typer(
 )
 controller_app = typer.Typer(help="Run the controller.", no_args_is_help=True)
 app.add_typer(controller_app, name="controller")
+se_app = typer.Typer(
+    help="Run a Service Engine agent (started by the cloud connector).", no_args_is_help=True
+)
+app.add_typer(se_app, name="se")
+local_app = typer.Typer(help="The local cloud: SEs as processes on this host.", no_args_is_help=True)
+app.add_typer(local_app, name="local")
 
 
 @app.callback()
@@ -93,6 +99,45 @@ def controller_run(
         raise typer.BadParameter("must be debug, info, warning or error", param_hint="--log-level")
     settings = ControllerSettings.from_env(data_dir=data_dir, db_url=db, listen_host=host, listen_port=port)
     run(settings, log_level)
+
+
+@se_app.command("run")
+def se_run(
+    run_dir: Annotated[Path, typer.Option("--run-dir", help="The SE's directory (holds bootstrap.json)")],
+    log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning or error")] = "info",
+) -> None:
+    """Run a Service Engine agent in the foreground until SIGTERM."""
+    import logging  # noqa: PLC0415
+
+    from fulcrum.se.agent import run_agent  # noqa: PLC0415
+    from fulcrum.se.driver import HAProxyDriver  # noqa: PLC0415
+
+    if not (run_dir / "bootstrap.json").exists():
+        raise typer.BadParameter(f"{run_dir}/bootstrap.json is missing", param_hint="--run-dir")
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    run_agent(run_dir, HAProxyDriver(run_dir))
+
+
+@local_app.command("down")
+def local_down(
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-dir", help="Controller state directory (env FULCRUM_DATA_DIR, default ./.fulcrum)"
+        ),
+    ] = None,
+) -> None:
+    """Stop exactly the Service Engines that this data dir's controller started, and nothing else."""
+    import os  # noqa: PLC0415
+
+    from fulcrum.cloud.local.connector import LocalCloud  # noqa: PLC0415
+
+    directory = data_dir or Path(os.environ.get("FULCRUM_DATA_DIR", ".fulcrum"))
+    if not (directory / "local-cloud").exists():
+        typer.echo(f"no local SEs recorded in {directory}")
+        return
+    stopped = LocalCloud(directory).down()
+    typer.echo(f"stopped {len(stopped)} service engine(s)" + (": " + ", ".join(stopped) if stopped else ""))
 
 
 def main() -> None:

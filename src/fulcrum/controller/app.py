@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from fulcrum import __version__
 from fulcrum.controller.api import errors, native, runtime, se_protocol, system
+from fulcrum.controller.api.security import authenticate, needs_user
 from fulcrum.controller.services.clock import Clock
 from fulcrum.controller.services.container import build_services
+from fulcrum.controller.services.errors import ServiceError
 from fulcrum.controller.settings import ControllerSettings
 
 log = logging.getLogger("fulcrum.controller")
@@ -50,6 +52,19 @@ def create_app(settings: ControllerSettings, clock: Clock | None = None) -> Fast
         redoc_url=None,
     )
     errors.install(app)
+
+    @app.middleware("http")
+    async def require_authentication(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        # Authenticate before routing parses a body, so an anonymous caller learns nothing, not even 400.
+        if needs_user(request.url.path):
+            try:
+                request.state.caller = await authenticate(request)
+            except ServiceError as exc:
+                return errors.service_error_response(exc)
+        return await call_next(request)
+
     app.include_router(system.build_router())
     app.include_router(runtime.build_router())
     app.include_router(se_protocol.build_router())

@@ -50,6 +50,8 @@ def _refuse_reserved(value: str | None, info: ValidationInfo) -> str | None:
         return value
     extra = tuple((info.context or {}).get("reserved_networks", ()))
     address = ipaddress.ip_address(value)
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped  # ::ffff:169.254.169.254 reaches the same host from a dual-stack socket
     for network in reserved_addresses(extra):
         if address.version == network.version and address in network:
             raise ValueError(f"{value} is a reserved address ({network}) and cannot be a target")
@@ -226,7 +228,7 @@ class HealthMonitor(Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> HealthMonitor:
-        if self.receive_timeout >= self.send_interval and self.send_interval > 1:
+        if self.receive_timeout >= self.send_interval and not self.send_interval == self.receive_timeout == 1:
             raise ValueError("receive_timeout must be shorter than send_interval")
         if self.type == HealthMonitorType.HEALTH_MONITOR_HTTP and self.http_monitor is None:
             self.http_monitor = HttpMonitor()

@@ -64,16 +64,20 @@ def _location(loc: tuple[object, ...]) -> str:
     return where
 
 
+def service_error_response(exc: ServiceError) -> JSONResponse:
+    status = next((code for cls, code in STATUS.items() if isinstance(exc, cls)), 500)
+    headers = None
+    if isinstance(exc, RateLimited):
+        headers = {"Retry-After": str(exc.retry_after)}
+    if isinstance(exc, Unauthenticated):
+        headers = {"WWW-Authenticate": 'Basic realm="fulcrum"'}
+    return error_response(status, exc.message, headers)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def _service_error(_request: Request, exc: ServiceError) -> JSONResponse:
-        status = next((code for cls, code in STATUS.items() if isinstance(exc, cls)), 500)
-        headers = None
-        if isinstance(exc, RateLimited):
-            headers = {"Retry-After": str(exc.retry_after)}
-        if isinstance(exc, Unauthenticated):
-            headers = {"WWW-Authenticate": 'Basic realm="fulcrum"'}
-        return error_response(status, exc.message, headers)
+        return service_error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -82,7 +86,7 @@ def install(app: FastAPI) -> None:
             where = _location(tuple(error.get("loc", ())))
             message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
             if error.get("type") == "json_invalid":
-                message = "the request body is not valid JSON"
+                where, message = "", "the request body is not valid JSON"
             problems.append(f"{where}: {message}" if where else message)
         return error_response(400, "; ".join(problems[:20]) or "invalid request")
 

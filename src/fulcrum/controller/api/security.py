@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from fulcrum.controller.services.container import Services
 from fulcrum.controller.services.errors import InvalidInput, Unauthenticated
 from fulcrum.controller.services.rbac import Caller
+from fulcrum.protocol import se as wire
 
 TENANT_HEADER = "X-Fulcrum-Tenant"
 
@@ -42,7 +43,21 @@ def basic_credentials(request: Request) -> tuple[str, str] | None:
     return name, password
 
 
+PUBLIC_PATHS = frozenset({"/api/health", "/api/version", "/login"})
+
+
+def needs_user(path: str) -> bool:
+    """Every path needs a user except health, version, login, and the SE protocol (signed by SEs)."""
+    return path not in PUBLIC_PATHS and not path.startswith(f"{wire.PREFIX}/")
+
+
 async def get_caller(request: Request) -> Caller:
+    """The caller the authentication middleware established (it runs before any body is parsed)."""
+    caller = getattr(request.state, "caller", None)
+    return caller if caller is not None else await authenticate(request)
+
+
+async def authenticate(request: Request) -> Caller:
     svc = services(request)
     ip = source_ip(request)
     token = bearer_token(request)

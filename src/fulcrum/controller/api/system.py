@@ -71,21 +71,27 @@ class WhoAmI(BaseModel):
     role: Role
 
 
+MAX_EPOCH_S = 253402300800.0  # 10000-01-01T00:00:00Z
+
+
 def _parse_time(value: str | None, where: str) -> int | None:
     """ISO 8601 (`2026-11-26T10:00:00Z`) or seconds since the epoch -> microseconds."""
     if value is None:
         return None
+    problem = f"{where}: give ISO 8601 time or seconds since the epoch (years 1970-9999)"
     try:
-        return int(float(value) * 1_000_000)
+        seconds = float(value)
     except ValueError:
-        pass
-    try:
-        moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidInput(f"{where}: give ISO 8601 time or seconds since the epoch") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    return int(moment.timestamp() * 1_000_000)
+        try:
+            moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise InvalidInput(problem) from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=dt.UTC)
+        seconds = moment.timestamp()
+    if not 0 <= seconds < MAX_EPOCH_S:  # also false for nan and inf
+        raise InvalidInput(problem)
+    return int(seconds * 1_000_000)
 
 
 def _event_view(row: dict[str, Any]) -> dict[str, Any]:

@@ -38,7 +38,12 @@ def parse(value: object, expected: str, where: str) -> ParsedRef:
         raise InvalidInput(f"{where}: a reference must be a non-empty string")
     text = value.split("#", 1)[0]  # `/api/pool/pool-x#web` is how references print with names
     if "://" in text:
-        parts = urlsplit(text)
+        try:
+            parts = urlsplit(text)
+        except ValueError:
+            raise InvalidInput(
+                f"{where}: {value!r} is not a reference (/api/{expected}/<uuid> or name)"
+            ) from None
         text = parts.path + (f"?{parts.query}" if parts.query else "")
     if text.startswith("/api/"):
         path, _, query = text.partition("?")

@@ -1,0 +1,1 @@
+"""The Service Engine agent: renders the controller's desired config for HAProxy and applies it."""

@@ -1,0 +1,206 @@
+"""The Service Engine agent: calls home, applies each desired config it is pushed, and heartbeats.
+
+Two loops share one driver. The config loop long-polls the controller for a version newer than the
+applied one, applies it, and acknowledges the result. The heartbeat loop reports server health,
+counters and resource usage every `heartbeat_interval_s`. When the controller cannot be reached the
+agent keeps serving its last applied config (headless) and retries with a short backoff.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import psutil
+
+from fulcrum import __version__
+from fulcrum.protocol import se as wire
+from fulcrum.se.client import ControllerClient, ControllerUnavailable, Rejected
+
+log = logging.getLogger("fulcrum.se")
+
+LONG_POLL_S = 25.0
+MAX_BACKOFF_S = 2.0
+
+
+@dataclass(frozen=True)
+class ApplyOutcome:
+    ok: bool
+    reloaded: bool = False
+    runtime_changes: int = 0
+    error: str | None = None
+
+
+class Driver(Protocol):
+    """What the agent needs from the forwarding engine (HAProxy in production)."""
+
+    def apply(self, config: wire.SeConfig) -> ApplyOutcome: ...
+
+    def server_states(self, config: wire.SeConfig) -> list[wire.ServerState]: ...
+
+    def counters(self, config: wire.SeConfig) -> list[wire.VsCounters]: ...
+
+    def engine_pid(self) -> int | None: ...
+
+    def stop(self) -> None: ...
+
+
+def _write_private(path: Path, text: str) -> None:
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+class Agent:
+    def __init__(self, run_dir: Path, driver: Driver, client: ControllerClient | None = None) -> None:
+        self.run_dir = run_dir
+        self.driver = driver
+        bootstrap = json.loads((run_dir / "bootstrap.json").read_text())
+        self.se_uuid: str = bootstrap["se_uuid"]
+        self._token: str = bootstrap["token"]
+        self.client = client or ControllerClient(bootstrap["controller_url"], self.se_uuid)
+        self._stop = threading.Event()
+        self._applied: wire.SeConfig | None = None
+        self._applied_version = 0
+        self._interval = 1.0
+        self._sequence = 0
+        self._lock = threading.Lock()
+        self._process = psutil.Process()
+        self._process.cpu_percent(None)
+
+    # --- registration -----------------------------------------------------------------------------
+
+    def _credential_path(self) -> Path:
+        return self.run_dir / "credential"
+
+    def ensure_registered(self) -> None:
+        """Use the stored credential, or spend the bootstrap token once to get one."""
+        path = self._credential_path()
+        if path.exists():
+            self.client.credential = path.read_text().strip()
+            return
+        backoff = 0.1
+        while not self._stop.is_set():
+            try:
+                answer = self.client.register(self._token, __version__, os.getpid())
+            except ControllerUnavailable as exc:
+                log.warning("controller unreachable while registering (%s); retrying", exc)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_S)
+                continue
+            _write_private(path, answer.credential)
+            self._interval = answer.heartbeat_interval_s
+            log.info("registered as %s", self.se_uuid)
+            return
+
+    # --- loops ------------------------------------------------------------------------------------
+
+    def apply(self, config: wire.SeConfig) -> wire.Ack:
+        outcome = self.driver.apply(config)
+        if outcome.ok:
+            with self._lock:
+                self._applied = config
+                self._applied_version = config.version
+                self._interval = config.heartbeat_interval_s
+            return wire.Ack(
+                version=config.version,
+                status=wire.AckStatus.APPLIED,
+                reloaded=outcome.reloaded,
+                runtime_changes=outcome.runtime_changes,
+            )
+        log.error(
+            "config version %s refused, still serving version %s: %s",
+            config.version,
+            self._applied_version,
+            outcome.error,
+        )
+        return wire.Ack(version=config.version, status=wire.AckStatus.FAILED, error=outcome.error)
+
+    def config_loop(self) -> None:
+        backoff = 0.1
+        while not self._stop.is_set():
+            try:
+                config = self.client.wait_config(self._applied_version, LONG_POLL_S)
+                backoff = 0.1
+                if config is None:
+                    continue
+                ack = self.apply(config)
+                if ack.status == wire.AckStatus.FAILED:
+                    # Remember the refused version so the controller is not asked for it again and again.
+                    self._applied_version = max(self._applied_version, config.version)
+                self.client.ack(ack)
+            except ControllerUnavailable as exc:
+                log.info("controller unreachable (%s); serving the last config headless", exc)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_S)
+            except Rejected as exc:
+                log.error("controller rejected the SE: %s", exc)
+                self._stop.wait(MAX_BACKOFF_S)
+
+    def heartbeat(self) -> wire.Heartbeat:
+        with self._lock:
+            config = self._applied
+            version = self._applied_version
+        self._sequence += 1
+        servers = self.driver.server_states(config) if config else []
+        counters = self.driver.counters(config) if config else []
+        engine = self.driver.engine_pid()
+        cpu, rss = self._process.cpu_percent(None), self._process.memory_info().rss
+        if engine is not None:
+            try:
+                family = [psutil.Process(engine), *psutil.Process(engine).children()]
+                cpu += sum(p.cpu_percent(None) for p in family)
+                rss += sum(p.memory_info().rss for p in family)
+            except psutil.Error:
+                pass
+        return wire.Heartbeat(
+            sequence=self._sequence,
+            applied_version=version,
+            cpu_percent=cpu,
+            memory_rss_bytes=rss,
+            agent_pid=os.getpid(),
+            haproxy_pid=engine,
+            servers=tuple(servers),
+            counters=tuple(counters),
+        )
+
+    def heartbeat_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.client.heartbeat(self.heartbeat())
+            except (ControllerUnavailable, Rejected) as exc:
+                log.debug("heartbeat not delivered: %s", exc)
+            except Exception:
+                log.exception("heartbeat failed")
+            self._stop.wait(self._interval)
+
+    def run(self) -> None:
+        """Serve until stop(): the loops run in daemon threads, so a long-poll in flight never delays exit."""
+        self.ensure_registered()
+        for target, name in ((self.heartbeat_loop, "heartbeat"), (self.config_loop, "config")):
+            threading.Thread(target=target, name=name, daemon=True).start()
+        self._stop.wait()
+        log.info("stopping: HAProxy and the agent exit")
+        self.driver.stop()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def run_agent(run_dir: Path, driver: Driver) -> None:
+    agent = Agent(run_dir, driver)
+
+    def _terminate(_signum: int, _frame: object) -> None:
+        agent.stop()
+
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, _terminate)
+    agent.run()

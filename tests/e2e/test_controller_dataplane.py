@@ -1,0 +1,236 @@
+"""The whole stack: controller -> reconciler -> local cloud -> SE agent -> HAProxy -> back ends.
+
+Real processes everywhere: a controller process, SE agents and HAProxy started by the local cloud,
+and HTTP back ends in this test process. Traffic goes to VIPs in 127.100.0.0/16 only.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import pytest
+
+from support.processes import ControllerProcess, free_port
+
+pytestmark = pytest.mark.slow
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        body = self.server.name.encode()  # type: ignore[attr-defined]
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("X-Seen-XFF", self.headers.get("X-Forwarded-For", ""))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_HEAD(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *_args: object) -> None:
+        return
+
+
+class Backend:
+    def __init__(self, name: str) -> None:
+        self.port = free_port()
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), _Handler)
+        self.server.name = name  # type: ignore[attr-defined]
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 30.0, every: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value {last!r}")
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    ctrl = ControllerProcess(data_dir=tmp_path / "ctrl", dataplane=True).start()
+    backends = [Backend("alpha"), Backend("beta")]
+    try:
+        yield {"controller": ctrl, "backends": backends, "tmp": tmp_path}
+    finally:
+        for backend in backends:
+            backend.stop()
+        ctrl.kill()
+        down = subprocess.run(
+            [sys.executable, "-m", "fulcrum", "local", "down", "--data-dir", str(ctrl.data_dir)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert down.returncode == 0, down.stderr
+
+
+def _recorded_pids(data_dir: Path) -> list[int]:
+    records = json.loads((data_dir / "local-cloud" / "ses.json").read_text())
+    pids = []
+    for record in records.values():
+        pids.append(record["agent_pid"])
+        pidfile = Path(record["run_dir"]) / "haproxy.pid"
+        if pidfile.exists():
+            pids.append(int(pidfile.read_text().split()[0]))
+    return pids
+
+
+def test_traffic_health_restart_and_cleanup(stack: dict[str, Any]) -> None:
+    ctrl: ControllerProcess = stack["controller"]
+    alpha, beta = stack["backends"]
+    vip, port = "127.100.7.7", free_port()
+    with ctrl.client() as api:
+        assert api.patch(
+            api.get("/api/serviceenginegroup", params={"name": "Default-Group"}).json()["results"][0]["url"],
+            json={"se_deprovision_delay": 0},
+        ).status_code == 200
+        monitor = api.post(
+            "/api/healthmonitor",
+            json={"name": "fast", "type": "HEALTH_MONITOR_HTTP", "send_interval": 1, "receive_timeout": 1,
+                  "successful_checks": 1, "failed_checks": 2},
+        )  # fmt: skip
+        assert monitor.status_code == 201, monitor.text
+        pool = api.post(
+            "/api/pool",
+            json={
+                "name": "web",
+                "lb_algorithm": "LB_ALGORITHM_ROUND_ROBIN",
+                "servers": [{"ip": "127.0.0.1", "port": alpha.port}, {"ip": "127.0.0.1", "port": beta.port}],
+                "health_monitor_refs": ["fast"],
+            },
+        )
+        assert pool.status_code == 201, pool.text
+        vs = api.post(
+            "/api/virtualservice",
+            json={"name": "web-vs", "services": [{"port": port}], "pool_ref": "web", "vip": [{"ip_address": vip}]},
+        )
+        assert vs.status_code == 201, vs.text
+        vs_url = vs.json()["url"]
+
+        runtime = wait_for(
+            "the VS to come up",
+            lambda: (r := api.get(f"{vs_url}/runtime").json())["oper_status"] == "OPER_UP" and r,
+        )
+        se_ref = runtime["service_engines"][0]["se_ref"]
+
+        # Round robin over both back ends, through the VIP.
+        seen = Counter(httpx.get(f"http://{vip}:{port}/", timeout=5).text for _ in range(20))
+        assert seen == {"alpha": 10, "beta": 10}
+
+        se_runtime = api.get(f"{se_ref}/runtime").json()
+        assert se_runtime["oper_status"] == "OPER_UP"
+        agent_pid = se_runtime["cloud"]["agent_pid"]
+        haproxy_pid = se_runtime["cloud"]["haproxy_master_pid"]
+        assert psutil.pid_exists(agent_pid) and psutil.pid_exists(haproxy_pid)
+        assert [v["vs_ref"] for v in se_runtime["virtualservices"]] == [vs_url]
+
+        # A dead back end is marked DOWN with a reason and gets no more requests.
+        alpha.stop()
+        pool_runtime = wait_for(
+            "server alpha DOWN",
+            lambda: (r := api.get(f"{pool.json()['url']}/runtime").json())["servers"][0]["oper_status"] == "DOWN"
+            and r,
+        )
+        assert pool_runtime["servers"][0]["reason"]
+        assert {httpx.get(f"http://{vip}:{port}/", timeout=5).text for _ in range(10)} == {"beta"}
+        events = api.get("/api/event", params={"event_id": "SERVER_DOWN"}).json()
+        assert events["count"] >= 1
+
+    # A controller restart interrupts no request and reloads nothing.
+    failures: list[str] = []
+    sent = 0
+    stop = threading.Event()
+
+    def load() -> None:
+        nonlocal sent
+        with httpx.Client(timeout=5) as http:
+            while not stop.is_set():
+                try:
+                    if http.get(f"http://{vip}:{port}/").status_code != 200:
+                        failures.append("status")
+                except httpx.HTTPError as exc:
+                    failures.append(repr(exc))
+                sent += 1
+
+    worker = threading.Thread(target=load)
+    worker.start()
+    try:
+        assert ctrl.terminate() == 0
+        ctrl.start()
+        with ctrl.client() as api:
+            wait_for("the VS to be up after restart", lambda: api.get(f"{vs_url}/runtime").json()["oper_status"] == "OPER_UP")
+            time.sleep(1.0)
+    finally:
+        stop.set()
+        worker.join()
+    assert sent > 50
+    assert failures == []
+    with ctrl.client() as api:
+        after = api.get(f"{se_ref}/runtime").json()
+        assert after["cloud"]["haproxy_master_pid"] == haproxy_pid
+        assert after["cloud"]["agent_pid"] == agent_pid
+
+        # Deleting the last VS gives the SE back (se_deprovision_delay 0): its processes end.
+        pids = _recorded_pids(ctrl.data_dir)
+        assert api.delete(vs_url).status_code == 204
+        wait_for("the SE to be deprovisioned", lambda: api.get("/api/serviceengine").json()["count"] == 0)
+        wait_for("the SE processes to end", lambda: not any(psutil.pid_exists(p) for p in pids))
+
+
+def test_local_down_stops_exactly_the_recorded_ses(stack: dict[str, Any]) -> None:
+    ctrl: ControllerProcess = stack["controller"]
+    alpha = stack["backends"][0]
+    with ctrl.client() as api:
+        pool = api.post("/api/pool", json={"name": "p", "servers": [{"ip": "127.0.0.1", "port": alpha.port}]})
+        assert pool.status_code == 201
+        for n in range(2):
+            body = {"name": f"vs{n}", "services": [{"port": free_port()}], "pool_ref": "p",
+                    "vip": [{"ip_address": f"127.100.8.{n + 1}"}]}  # fmt: skip
+            assert api.post("/api/virtualservice", json=body).status_code == 201
+        wait_for("an SE to run HAProxy", lambda: api.get("/api/serviceengine").json()["count"] >= 1)
+        wait_for("both VSs up", lambda: all(
+            api.get(f"{v['url']}/runtime").json()["oper_status"] == "OPER_UP"
+            for v in api.get("/api/virtualservice").json()["results"]
+        ))  # fmt: skip
+    ctrl.terminate()
+    pids = _recorded_pids(ctrl.data_dir)
+    assert len(pids) >= 2
+    unrelated = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        down = subprocess.run(
+            [sys.executable, "-m", "fulcrum", "local", "down", "--data-dir", str(ctrl.data_dir)],
+            capture_output=True, text=True, check=False, timeout=60,
+        )  # fmt: skip
+        assert down.returncode == 0, down.stderr
+        assert "stopped 1 service engine" in down.stdout
+        wait_for("every recorded process to end", lambda: not any(psutil.pid_exists(p) for p in pids), timeout=15)
+        assert unrelated.poll() is None  # only what was recorded was stopped
+    finally:
+        unrelated.kill()
+        unrelated.wait()
