@@ -101,15 +101,20 @@ def _recorded_pids(data_dir: Path) -> list[int]:
     return pids
 
 
-def test_traffic_health_restart_and_cleanup(stack: dict[str, Any]) -> None:
+def test_traffic_health_restart_and_cleanup(stack: dict[str, Any]) -> None:  # noqa: PLR0915 - one story
     ctrl: ControllerProcess = stack["controller"]
     alpha, beta = stack["backends"]
     vip, port = "127.100.7.7", free_port()
     with ctrl.client() as api:
-        assert api.patch(
-            api.get("/api/serviceenginegroup", params={"name": "Default-Group"}).json()["results"][0]["url"],
-            json={"se_deprovision_delay": 0},
-        ).status_code == 200
+        assert (
+            api.patch(
+                api.get("/api/serviceenginegroup", params={"name": "Default-Group"}).json()["results"][0][
+                    "url"
+                ],
+                json={"se_deprovision_delay": 0},
+            ).status_code
+            == 200
+        )
         monitor = api.post(
             "/api/healthmonitor",
             json={"name": "fast", "type": "HEALTH_MONITOR_HTTP", "send_interval": 1, "receive_timeout": 1,
@@ -128,7 +133,12 @@ def test_traffic_health_restart_and_cleanup(stack: dict[str, Any]) -> None:
         assert pool.status_code == 201, pool.text
         vs = api.post(
             "/api/virtualservice",
-            json={"name": "web-vs", "services": [{"port": port}], "pool_ref": "web", "vip": [{"ip_address": vip}]},
+            json={
+                "name": "web-vs",
+                "services": [{"port": port}],
+                "pool_ref": "web",
+                "vip": [{"ip_address": vip}],
+            },
         )
         assert vs.status_code == 201, vs.text
         vs_url = vs.json()["url"]
@@ -154,8 +164,10 @@ def test_traffic_health_restart_and_cleanup(stack: dict[str, Any]) -> None:
         alpha.stop()
         pool_runtime = wait_for(
             "server alpha DOWN",
-            lambda: (r := api.get(f"{pool.json()['url']}/runtime").json())["servers"][0]["oper_status"] == "DOWN"
-            and r,
+            lambda: (
+                (r := api.get(f"{pool.json()['url']}/runtime").json())["servers"][0]["oper_status"] == "DOWN"
+                and r
+            ),
         )
         assert pool_runtime["servers"][0]["reason"]
         assert {httpx.get(f"http://{vip}:{port}/", timeout=5).text for _ in range(10)} == {"beta"}
@@ -184,7 +196,10 @@ def test_traffic_health_restart_and_cleanup(stack: dict[str, Any]) -> None:
         assert ctrl.terminate() == 0
         ctrl.start()
         with ctrl.client() as api:
-            wait_for("the VS to be up after restart", lambda: api.get(f"{vs_url}/runtime").json()["oper_status"] == "OPER_UP")
+            wait_for(
+                "the VS to be up after restart",
+                lambda: api.get(f"{vs_url}/runtime").json()["oper_status"] == "OPER_UP",
+            )
             time.sleep(1.0)
     finally:
         stop.set()
@@ -229,7 +244,9 @@ def test_local_down_stops_exactly_the_recorded_ses(stack: dict[str, Any]) -> Non
         )  # fmt: skip
         assert down.returncode == 0, down.stderr
         assert "stopped 1 service engine" in down.stdout
-        wait_for("every recorded process to end", lambda: not any(psutil.pid_exists(p) for p in pids), timeout=15)
+        wait_for(
+            "every recorded process to end", lambda: not any(psutil.pid_exists(p) for p in pids), timeout=15
+        )
         assert unrelated.poll() is None  # only what was recorded was stopped
     finally:
         unrelated.kill()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 
 import uvicorn
 
@@ -23,4 +24,8 @@ def run(settings: ControllerSettings, log_level: str = "info") -> None:
         timeout_graceful_shutdown=10,
     )
     # uvicorn handles SIGTERM/SIGINT: stops accepting, finishes requests in flight, runs shutdown.
+    # Afterwards it re-raises the signal it caught under the handlers it found at start; with these
+    # do-nothing handlers a clean shutdown ends the process with status 0 instead of "killed by SIGTERM".
+    signal.signal(signal.SIGTERM, lambda *_: None)
+    signal.signal(signal.SIGINT, lambda *_: None)
     uvicorn.Server(config).run()

@@ -7,6 +7,7 @@ does the same work and rolls it back, which is how `fulcrum apply --dry-run` sho
 
 from __future__ import annotations
 
+import logging
 import uuid as uuidlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -47,6 +48,8 @@ from fulcrum.controller.store.db import Database
 from fulcrum.controller.store.repo import ListQuery, StoredObject
 from fulcrum.model.enums import Role
 from fulcrum.model.registry import TYPES, ObjectType, Scope, get_path, map_path, pop_path
+
+log = logging.getLogger("fulcrum.objects")
 
 META_FIELDS = ("uuid", "url", "tenant_ref", "_last_modified")
 
@@ -335,8 +338,20 @@ class ObjectService:
         except _Rollback as rollback:
             return rollback.result
         except IntegrityError as exc:
-            # Two writers raced past our checks; the constraint held. Report it as the conflict it is.
-            raise Conflict(f"the change conflicts with a concurrent change: {exc.orig}") from None
+            # Two writers raced past our checks and the database constraint held. Say what a caller
+            # would have heard without the race; the raw database text stays in the log.
+            log.info("integrity error on write: %s", exc.orig)
+            writing = getattr(exc, "fulcrum_writing", None)
+            text = str(exc.orig)
+            name_clash = (
+                "uq_objects_type_tenant_name" in text
+                or "objects.type, objects.tenant_uuid, objects.name" in text
+            )
+            if writing is not None and name_clash:
+                raise Conflict(f"a {writing[0]} named {writing[1]!r} already exists") from None
+            raise Conflict(
+                "the change conflicts with a concurrent change; read the object again and retry"
+            ) from None
         for change in changes:
             for listener in self.listeners:
                 listener(change)
@@ -434,12 +449,15 @@ class ObjectService:
             last_modified=now,
         )
         changed_secrets = sorted(k for k, v in ctx.secrets.items() if v is not None)
+        try:
+            self._store(conn, obj, existing)
+        except IntegrityError as exc:
+            exc.fulcrum_writing = (otype.name, name)  # type: ignore[attr-defined]
+            raise
         if existing is None:
-            repo.insert_object(conn, obj)
             details: dict[str, Any] = {"fields": {**ctx.data, **dict.fromkeys(changed_secrets, REDACTED)}}
             event, action = CONFIG_CREATE, "CREATE"
         else:
-            repo.update_object(conn, obj)
             diff = diff_fields(existing.data, ctx.data)
             diff.update({k: {"old": REDACTED, "new": REDACTED} for k in changed_secrets})
             details = {"diff": diff}
@@ -455,6 +473,13 @@ class ObjectService:
         if hook is not None and hook.after_write is not None:
             hook.after_write(ctx)
         return self.render(obj)
+
+    @staticmethod
+    def _store(conn: Connection, obj: StoredObject, existing: StoredObject | None) -> None:
+        if existing is None:
+            repo.insert_object(conn, obj)
+        else:
+            repo.update_object(conn, obj)
 
     def write_owned(
         self, ctx: WriteContext, type_name: str, body: dict[str, Any], existing: StoredObject | None

@@ -1,4 +1,4 @@
-"""HAProxy's configuration quoting rules, so that no value can ever change the shape of a config line.
+r"""HAProxy's configuration quoting rules, so that no value can ever change the shape of a config line.
 
 HAProxy splits a line into words on unquoted spaces, ends it at an unquoted `#` or at CR/LF, expands
 `$NAME` inside double quotes and interprets backslash escapes (`\\`, `\"`, `\$`, `\xHH`, ...). A value

@@ -1,0 +1,502 @@
+"""Turns an SE's desired configuration into plain view dicts, the only input of the HAProxy template.
+
+Everything that reaches the template is decided here: HAProxy identifiers are derived from uuids and
+server ids and contain only [A-Za-z0-9_.-]; addresses are parsed as IP addresses; HTTP tokens (header
+names, cookie names, methods) are checked; every free string is quoted for HAProxy's line parser.
+Certificates become content-addressed files (`files`), so a rejected config never overwrites a file
+that the running config still references.
+
+Decisions worth knowing:
+* A disabled virtual service (enabled=False) renders nothing: its VIP ports are closed, so clients are
+  refused at once (TCP RST) and its servers are not health-checked. A VS of app type DNS is served by
+  the GSLB DNS server, not HAProxy, and renders nothing either.
+* An enabled VS without a pool keeps its ports bound and refuses cleanly: HTTP answers 503, L4/SSL
+  close the connection at accept.
+* A disabled pool keeps its backend with every server in maintenance (HTTP answers 503), so enabling it
+  again is a runtime change, not a reload.
+* A disabled server is `disabled` (maintenance) in the file; at runtime it goes to `drain` when its pool
+  has a graceful disable timeout, otherwise to `maint` (see `ServerView.state`).
+* Several health monitors on one pool are chained (each opens its own connection); the check timing
+  (interval, rise, fall) is the first monitor's, the check timeout is the largest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import re
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fulcrum.protocol.se import (
+    Algorithm,
+    AppType,
+    CertificateSpec,
+    HttpSettings,
+    MonitorSpec,
+    MonitorType,
+    PersistenceKind,
+    PoolSpec,
+    SeConfig,
+    ServerSpec,
+    VsSpec,
+)
+from fulcrum.se.render.quoting import display_text, is_printable, is_token, quote, quote_logformat
+
+View = dict[str, Any]
+
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+_UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9_.-]")
+_SAFE_PATH = re.compile(r"/[A-Za-z0-9_./+@,=-]*")
+_HTTP_VERSIONS = ("HTTP/1.0", "HTTP/1.1")
+_MAX_NAME = 64
+HSTS_MAX_AGE_S = 31536000
+
+
+class RenderError(ValueError):
+    """A value of the desired configuration cannot be rendered safely; the message names it."""
+
+
+@dataclass(frozen=True)
+class RuntimePaths:
+    """Where one SE's HAProxy keeps its files; the run directory holds secrets and sockets (mode 0700)."""
+
+    run_dir: Path
+
+    def __post_init__(self) -> None:
+        # Paths are written unquoted into the config and crt-lists, so they must need no quoting at all;
+        # UNIX socket paths are also limited to 107 bytes.
+        text = str(self.run_dir)
+        if not _SAFE_PATH.fullmatch(text):
+            raise ValueError(f"run directory must be absolute and use only [A-Za-z0-9_./+@,=-]: {text!r}")
+        if len(text) > 90:
+            raise ValueError(f"run directory path is too long for UNIX sockets (max 90): {text!r}")
+
+    @property
+    def config(self) -> Path:
+        return self.run_dir / "haproxy.cfg"
+
+    @property
+    def candidate(self) -> Path:
+        return self.run_dir / "haproxy.cfg.new"
+
+    @property
+    def failed(self) -> Path:
+        return self.run_dir / "haproxy.cfg.failed"
+
+    @property
+    def admin_socket(self) -> Path:
+        return self.run_dir / "admin.sock"
+
+    @property
+    def master_socket(self) -> Path:
+        return self.run_dir / "master.sock"
+
+    @property
+    def state_file(self) -> Path:
+        return self.run_dir / "server-state"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.run_dir / "haproxy.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.run_dir / "haproxy.log"
+
+    @property
+    def cert_dir(self) -> Path:
+        return self.run_dir / "certs"
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """Process-wide HAProxy settings that are not part of a virtual service."""
+
+    connect_timeout_ms: int = 5000
+    client_timeout_ms: int = 60000
+    server_timeout_ms: int = 60000
+    # Old workers keep serving their connections after a reload; this bounds how long (e.g. L4 tunnels).
+    hard_stop_after_s: int = 300
+    stick_table_size: str = "1m"
+
+
+# --- names ----------------------------------------------------------------------------------------
+
+
+def safe_name(raw: str, prefix: str = "") -> str:
+    """A stable HAProxy identifier for `raw`; a hash suffix keeps altered or shortened names unique."""
+    name = prefix + raw
+    if _SAFE_NAME.fullmatch(name) and len(name) <= _MAX_NAME:
+        return name
+    digest = hashlib.sha256(raw.encode()).hexdigest()[:8]
+    return f"{_UNSAFE_NAME_CHARS.sub('_', name)[: _MAX_NAME - 9]}-{digest}"
+
+
+def frontend_name(vs_uuid: str) -> str:
+    return safe_name(vs_uuid, "fe_")
+
+
+def backend_name(vs_uuid: str) -> str:
+    """One backend per virtual service, so two VSs sharing a pool keep independent health and stats."""
+    return safe_name(vs_uuid, "be_")
+
+
+def server_name(server_id: str) -> str:
+    """`10.0.0.1:80` -> `10.0.0.1_80`, `[fd00::1]:80` -> `fd00__1_80`; anything else gets a hash suffix."""
+    if re.fullmatch(r"[0-9.]+:[0-9]+|\[[0-9A-Fa-f:.]+\]:[0-9]+", server_id):
+        return safe_name(server_id.replace("[", "").replace("]", "").replace(":", "_"))
+    return safe_name(server_id + "\0")  # never equal to the plain mapping of a well-formed id
+
+
+def cookie_value(pool_uuid: str, server_id: str) -> str:
+    """Opaque, stable across SEs and reloads, and leaks no back-end address to clients."""
+    return hashlib.sha256(f"{pool_uuid}\0{server_id}".encode()).hexdigest()[:16]
+
+
+def server_numeric_ids(server_ids: list[str]) -> dict[str, int]:
+    """Stable numeric HAProxy server ids: consistent hashing keys on them, so they must not follow the
+    order of the list (which would remap clients whenever a server is added) and must be the same on
+    every SE of the virtual service."""
+    taken: set[int] = set()
+    result: dict[str, int] = {}
+    for server_id in sorted(server_ids):
+        candidate = zlib.crc32(server_id.encode()) % 1_000_000_000 + 1
+        while candidate in taken:
+            candidate = candidate % 1_000_000_000 + 1
+        taken.add(candidate)
+        result[server_id] = candidate
+    return result
+
+
+# --- addresses ------------------------------------------------------------------------------------
+
+
+def _ip(value: str, what: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    try:
+        return ipaddress.ip_address(value)
+    except ValueError:
+        raise RenderError(f"{what}: {value!r} is not an IP address") from None
+
+
+def _port(value: int, what: str) -> int:
+    if not 1 <= value <= 65535:
+        raise RenderError(f"{what}: port {value} is out of range")
+    return value
+
+
+def _address(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, ports: str) -> str:
+    return f"[{ip.compressed}]:{ports}" if ip.version == 6 else f"{ip.compressed}:{ports}"
+
+
+# --- HTTP strings ---------------------------------------------------------------------------------
+
+
+def _token(value: str, what: str) -> str:
+    if not is_token(value):
+        raise RenderError(f"{what}: {value!r} is not a valid HTTP token")
+    return value
+
+
+def _monitor_request(monitor: MonitorSpec, what: str) -> tuple[str, str, str]:
+    parts = monitor.http_request.split(" ")
+    if not 1 <= len(parts) <= 3 or not all(parts):
+        raise RenderError(f"{what}: http_request {monitor.http_request!r} is not 'METHOD [URI [VERSION]]'")
+    method = _token(parts[0], f"{what}: http_request method")
+    uri = parts[1] if len(parts) > 1 else "/"
+    version = parts[2] if len(parts) > 2 else "HTTP/1.0"
+    if not is_printable(uri, allow_space=False):
+        raise RenderError(f"{what}: http_request URI {uri!r} contains control characters")
+    if version not in _HTTP_VERSIONS:
+        raise RenderError(f"{what}: http_request version {version!r} is not one of {_HTTP_VERSIONS}")
+    return method, uri, version
+
+
+def _status_regex(classes: tuple[int, ...], what: str) -> str:
+    if not classes:
+        return "^[1-5]"
+    if any(not 1 <= c <= 5 for c in classes):
+        raise RenderError(f"{what}: status classes {classes} must be between 1 and 5")
+    digits = "".join(str(c) for c in sorted(set(classes)))
+    return f"^{digits}" if len(digits) == 1 else f"^[{digits}]"
+
+
+# --- health checks --------------------------------------------------------------------------------
+
+
+def _check_step(monitor: MonitorSpec, first: bool, what: str) -> View:
+    is_http = monitor.type in (MonitorType.HTTP, MonitorType.HTTPS)
+    step: View = {
+        # The first step uses the server's own check settings (port/addr/check-ssl on the server line).
+        "connect": {"default": first, "port": None if first else monitor.port, "ssl": False},
+        "send": None,
+        "expect": None,
+    }
+    if not first:
+        if monitor.port is not None:
+            _port(monitor.port, what)
+        step["connect"]["ssl"] = monitor.type is MonitorType.HTTPS
+    if is_http:
+        method, uri, version = _monitor_request(monitor, what)
+        host = None
+        if monitor.http_host is not None:
+            if not monitor.http_host or not is_printable(monitor.http_host, allow_space=True):
+                raise RenderError(f"{what}: http_host {monitor.http_host!r} is empty or has control chars")
+            host = quote_logformat(monitor.http_host)
+        step["send"] = {"method": quote(method), "uri": quote(uri), "version": version, "host": host}
+        step["expect"] = _status_regex(monitor.http_status_classes, what)
+    return step
+
+
+def _check_view(monitors: tuple[MonitorSpec, ...], what: str) -> View | None:
+    if not monitors:
+        return None
+    first = monitors[0]
+    for monitor in monitors:
+        if monitor.interval_s < 1 or monitor.timeout_s < 1 or monitor.rise < 1 or monitor.fall < 1:
+            raise RenderError(f"{what}: monitor {monitor.name!r} timing values must be >= 1")
+    any_http = any(m.type in (MonitorType.HTTP, MonitorType.HTTPS) for m in monitors)
+    chained = len(monitors) > 1
+    steps = [_check_step(m, i == 0, f"{what}: monitor {m.name!r}") for i, m in enumerate(monitors)]
+    if not chained:
+        steps[0]["connect"] = None
+    return {
+        "protocol": "http" if any_http else "tcp",
+        "chained": chained,
+        "steps": steps if any_http or chained else [],
+        "inter_s": first.interval_s,
+        "fall": first.fall,
+        "rise": first.rise,
+        "timeout_s": max(m.timeout_s for m in monitors),
+        "port": first.port,
+        "check_ssl": first.type is MonitorType.HTTPS,
+        # Any TLS check needs an explicit `verify none`: health checks do not authenticate servers.
+        "verify_none": any(m.type is MonitorType.HTTPS for m in monitors),
+    }
+
+
+# --- backends -------------------------------------------------------------------------------------
+
+_BALANCE = {
+    Algorithm.ROUND_ROBIN: "roundrobin",
+    Algorithm.LEAST_CONNECTIONS: "leastconn",
+    Algorithm.RANDOM: "random",
+    Algorithm.HASH_SOURCE_IP: "source",
+    Algorithm.HASH_URI: "uri",
+}
+
+
+def _balance(pool: PoolSpec, mode: str, what: str) -> tuple[str, str | None]:
+    if pool.algorithm is Algorithm.HASH_HEADER:
+        if mode != "http":
+            raise RenderError(f"{what}: HASH_HEADER needs an HTTP virtual service")
+        if pool.hash_header is None:
+            raise RenderError(f"{what}: HASH_HEADER needs hash_header")
+        return quote(f"hdr({_token(pool.hash_header, f'{what}: hash_header')})"), "consistent"
+    if pool.algorithm is Algorithm.HASH_URI and mode != "http":
+        raise RenderError(f"{what}: HASH_URI needs an HTTP virtual service")
+    balance = _BALANCE[pool.algorithm]
+    # Consistent hashing moves few clients when a server comes or goes, and allows dynamic servers.
+    return balance, "consistent" if balance in ("source", "uri") else None
+
+
+def server_state(server: ServerSpec, pool: PoolSpec) -> str:
+    """Desired runtime admin state: ready, or drain (graceful disable) / maint for a disabled server."""
+    if pool.enabled and server.enabled:
+        return "ready"
+    if pool.enabled and pool.graceful_disable_timeout_s > 0:
+        return "drain"
+    return "maint"
+
+
+def _server_view(
+    server: ServerSpec, pool: PoolSpec, numeric_id: int, check: View | None, cookie: bool, what: str
+) -> View:
+    ip = _ip(server.ip, f"{what}: server {server.id!r}")
+    check_addr = None
+    if server.monitor_address is not None:
+        check_addr = _ip(server.monitor_address, f"{what}: server {server.id!r} monitor_address").compressed
+    check_port = server.monitor_port if server.monitor_port is not None else (check or {}).get("port")
+    if check_port is not None:
+        _port(check_port, f"{what}: server {server.id!r} monitor port")
+    if not 1 <= server.weight <= 256:
+        raise RenderError(f"{what}: server {server.id!r} weight {server.weight} is out of 1..256")
+    return {
+        "name": server_name(server.id),
+        "server_id": server.id,
+        "address": _address(ip, str(_port(server.port, f"{what}: server {server.id!r}"))),
+        "id": numeric_id,
+        "weight": server.weight,
+        "state": server_state(server, pool),
+        "cookie": cookie_value(pool.uuid, server.id) if cookie else None,
+        "check": check is not None,
+        "check_port": check_port if check is not None else None,
+        "check_addr": check_addr if check is not None else None,
+    }
+
+
+def _backend_view(vs: VsSpec, pool: PoolSpec, mode: str, any_ipv6: bool, tuning: Tuning) -> View:
+    what = f"virtual service {vs.name!r} pool {pool.name!r}"
+    balance, hash_type = _balance(pool, mode, what)
+    check = _check_view(pool.monitors, what)
+    persistence = pool.persistence
+    cookie = None
+    stick = None
+    if persistence is not None and persistence.kind is PersistenceKind.HTTP_COOKIE and mode == "http":
+        cookie = {
+            "name": quote(_token(persistence.cookie_name, f"{what}: cookie_name")),
+            "max_age_s": max(persistence.cookie_max_age_s, 0),
+        }
+    elif persistence is not None and persistence.kind is PersistenceKind.CLIENT_IP:
+        stick = {
+            # An ipv6 table also holds IPv4 clients (as mapped addresses).
+            "type": "ipv6" if any_ipv6 else "ip",
+            "size": tuning.stick_table_size,
+            "expire_s": max(persistence.ip_timeout_s, 1),
+        }
+    ids = server_numeric_ids([s.id for s in pool.servers])
+    servers = [_server_view(s, pool, ids[s.id], check, cookie is not None, what) for s in pool.servers]
+    names = [s["name"] for s in servers]
+    if len(set(names)) != len(names):
+        raise RenderError(f"{what}: server ids are not unique")
+    return {
+        "name": backend_name(vs.uuid),
+        "vs_uuid": vs.uuid,
+        "pool_uuid": pool.uuid,
+        "description": display_text(f"pool {pool.name} ({pool.uuid})"),
+        "mode": mode,
+        "balance": balance,
+        "hash_type": hash_type,
+        "http_reuse": None if mode != "http" else ("safe" if _http(vs).connection_reuse else "never"),
+        "cookie": cookie,
+        "stick": stick,
+        "check": check,
+        # HAProxy 2.6 refuses `cookie` on servers added at runtime: such pools add servers by reload.
+        "dynamic_servers": cookie is None,
+        "servers": servers,
+    }
+
+
+# --- frontends ------------------------------------------------------------------------------------
+
+
+def _http(vs: VsSpec) -> HttpSettings:
+    return vs.http if vs.http is not None else HttpSettings()
+
+
+def _certificate_files(vs: VsSpec, fe_name: str, paths: RuntimePaths) -> tuple[str, list[View]]:
+    """PEM files (certificate then key) and a crt-list naming them; the first is the default for SNI."""
+    files: list[View] = []
+    lines = []
+    for cert in vs.certificates:
+        content = _pem_bundle(cert)
+        digest = hashlib.sha256(content.encode()).hexdigest()[:12]
+        path = paths.cert_dir / f"{safe_name(cert.uuid)}-{digest}.pem"
+        files.append({"path": str(path), "content": content, "mode": 0o600})
+        lines.append(f"{path}\n")
+    crt_list = "".join(lines)
+    digest = hashlib.sha256(crt_list.encode()).hexdigest()[:12]
+    crt_list_path = paths.cert_dir / f"{fe_name}-{digest}.crtlist"
+    files.append({"path": str(crt_list_path), "content": crt_list, "mode": 0o600})
+    return str(crt_list_path), files
+
+
+def _pem_bundle(cert: CertificateSpec) -> str:
+    return cert.certificate_pem.strip() + "\n" + cert.key_pem.strip() + "\n"
+
+
+def _frontend_view(
+    vs: VsSpec, mode: str, backend: str | None, paths: RuntimePaths
+) -> tuple[View, list[View]]:
+    what = f"virtual service {vs.name!r}"
+    name = frontend_name(vs.uuid)
+    crt_list = None
+    files: list[View] = []
+    if any(listener.tls for listener in vs.listeners):
+        if not vs.certificates:
+            raise RenderError(f"{what}: a TLS listener needs at least one certificate")
+        crt_list, files = _certificate_files(vs, name, paths)
+    binds = []
+    for vip in vs.vips:
+        ip = _ip(vip, f"{what}: VIP")
+        for listener in vs.listeners:
+            ports = str(_port(listener.port, what))
+            if listener.port_range_end is not None and listener.port_range_end != listener.port:
+                if listener.port_range_end < listener.port:
+                    raise RenderError(f"{what}: port range {listener.port}-{listener.port_range_end}")
+                ports += f"-{_port(listener.port_range_end, what)}"
+            binds.append(
+                {
+                    "address": _address(ip, ports),
+                    "crt_list": crt_list if listener.tls else None,
+                    "alpn": "http/1.1" if listener.tls and mode == "http" else None,
+                }
+            )
+    http = None
+    if mode == "http":
+        settings = _http(vs)
+        http = {
+            "xff_header": (
+                quote(_token(settings.xff_header, f"{what}: xff_header")) if settings.xff_enabled else None
+            ),
+            "x_forwarded_proto": settings.x_forwarded_proto,
+            "redirect_to_https": settings.redirect_to_https,
+            "hsts_max_age_s": HSTS_MAX_AGE_S if settings.hsts else None,
+            "request_timeout_ms": max(settings.request_timeout_ms, 1),
+            "keepalive_timeout_ms": max(settings.keepalive_timeout_ms, 1),
+        }
+    frontend = {
+        "name": name,
+        "vs_uuid": vs.uuid,
+        "description": display_text(f"virtual service {vs.name} ({vs.uuid})"),
+        "mode": mode,
+        "binds": binds,
+        "http": http,
+        "backend": backend,
+    }
+    return frontend, files
+
+
+def build_view(config: SeConfig, paths: RuntimePaths, tuning: Tuning | None = None) -> View:
+    """The complete view of `config`: global settings, frontends, backends and files to write.
+
+    The view holds private keys (in `files`); do not log it.
+    """
+    tuning = tuning or Tuning()
+    frontends: list[View] = []
+    backends: list[View] = []
+    files: list[View] = []
+    for vs in config.virtualservices:
+        if not vs.enabled or vs.app_type is AppType.DNS or not vs.vips or not vs.listeners:
+            continue
+        mode = "http" if vs.app_type is AppType.HTTP else "tcp"
+        any_ipv6 = any(_ip(v, f"virtual service {vs.name!r}: VIP").version == 6 for v in vs.vips)
+        backend = None
+        if vs.pool is not None:
+            backend = _backend_view(vs, vs.pool, mode, any_ipv6, tuning)
+            backends.append(backend)
+        frontend, vs_files = _frontend_view(vs, mode, backend["name"] if backend else None, paths)
+        frontends.append(frontend)
+        files.extend(vs_files)
+    names = [p["name"] for p in frontends] + [p["name"] for p in backends]
+    if len(set(names)) != len(names):
+        raise RenderError("virtual service uuids are not unique")
+    return {
+        "se_uuid": display_text(config.se_uuid),
+        "version": config.version,
+        "process": {
+            "admin_socket": str(paths.admin_socket),
+            "state_file": str(paths.state_file),
+            "hard_stop_after_s": tuning.hard_stop_after_s,
+        },
+        "defaults": {
+            "connect_timeout_ms": tuning.connect_timeout_ms,
+            "client_timeout_ms": tuning.client_timeout_ms,
+            "server_timeout_ms": tuning.server_timeout_ms,
+        },
+        "frontends": frontends,
+        "backends": backends,
+        "files": files,
+    }
