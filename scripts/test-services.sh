@@ -29,6 +29,18 @@ ensure_postgres() {
   pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
 }
 
+ensure_haproxy() {
+  # The data plane's forwarding engine; the e2e suites and benchmarks run it for real.
+  if command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ]; then return; fi
+  if [ "$(id -u)" != 0 ]; then
+    log "HAProxy is missing: install the Debian package 'haproxy' (as root)."
+    exit 1
+  fi
+  log "installing HAProxy and wrk (apt-get install haproxy wrk)"
+  apt-get update -qq >/dev/null || true
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy wrk >/dev/null
+}
+
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
@@ -68,6 +80,7 @@ stop_postgres() {
 case "${1:-}" in
   start)
     : > "$state/env"
+    ensure_haproxy
     start_postgres
     ;;
   stop)

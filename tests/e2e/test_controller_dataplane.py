@@ -7,8 +7,10 @@ and HTTP back ends in this test process. Traffic goes to VIPs in 127.100.0.0/16 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -73,7 +75,9 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float = 30.0, every: 
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    ctrl = ControllerProcess(data_dir=tmp_path / "ctrl", dataplane=True).start()
+    # A short data dir: SE run dirs hold HAProxy's UNIX sockets, whose paths are limited to ~100 bytes.
+    short = Path(tempfile.mkdtemp(prefix="fulcrum-e2e-", dir="/tmp"))
+    ctrl = ControllerProcess(data_dir=short / "ctrl", dataplane=True).start()
     backends = [Backend("alpha"), Backend("beta")]
     try:
         yield {"controller": ctrl, "backends": backends, "tmp": tmp_path}
@@ -88,6 +92,7 @@ def stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
             check=False,
         )
         assert down.returncode == 0, down.stderr
+        shutil.rmtree(short, ignore_errors=True)
 
 
 def _recorded_pids(data_dir: Path) -> list[int]:

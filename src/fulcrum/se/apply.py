@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -33,7 +34,11 @@ class ApplyResult:
 
 
 class ConfigApplier:
-    """Applies successive `SeConfig`s to one HAProxy; remembers the last applied one. Not thread-safe."""
+    """Applies successive `SeConfig`s to one HAProxy and remembers the last applied one.
+
+    `apply` and `read_stats` may be called from different threads (config loop, heartbeat loop): one
+    lock keeps a statistics read from landing in the middle of a reload.
+    """
 
     def __init__(
         self, paths: RuntimePaths, process: HAProxyProcess | None = None, tuning: Tuning | None = None
@@ -44,8 +49,36 @@ class ConfigApplier:
         self.applied_version: int | None = None
         self._applied_view: View | None = None
         self._applied_text: str | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def applied_view(self) -> View | None:
+        """The view HAProxy runs (maps backend/server names to VS, pool and server ids for telemetry)."""
+        return self._applied_view
+
+    def read_stats(self) -> list[dict[str, str]]:
+        """`show stat` of the current worker (see `telemetry`); empty while HAProxy does not run."""
+        with self._lock:
+            if not self.process.running:
+                return []
+            try:
+                return self.process.runtime().show_stat()
+            except (HAProxyError, RuntimeApiError):
+                return []
 
     def apply(self, config: SeConfig) -> ApplyResult:
+        """Apply `config`; never raises for a bad config or a HAProxy refusal, it returns the error.
+
+        `ok=False` with `applied_version == config.version` means HAProxy runs the new file but a
+        server-level step failed; applying the same config again retries those steps without a reload.
+        """
+        with self._lock:
+            try:
+                return self._apply(config)
+            except OSError as exc:  # the run directory is not writable, the disk is full, ...
+                return ApplyResult(config.version, ok=False, error=f"cannot write the configuration: {exc}")
+
+    def _apply(self, config: SeConfig) -> ApplyResult:
         version = config.version
         try:
             view = build_view(config, self.paths, self.tuning)
@@ -75,7 +108,7 @@ class ConfigApplier:
         if changes is None:
             try:
                 changes = self._converge(view)
-            except RuntimeApiError as exc:
+            except (HAProxyError, RuntimeApiError) as exc:
                 error = f"configuration loaded, but server states could not be set: {exc}"
                 return replace(result, ok=False, error=error)
         return replace(result, runtime_changes=changes)
@@ -91,7 +124,7 @@ class ConfigApplier:
         if reason is None:
             try:
                 return False, False, None, self._converge(view)
-            except RuntimeApiError as exc:
+            except (HAProxyError, RuntimeApiError) as exc:
                 # The file already says what we want; a reload gets HAProxy there another way.
                 reason = f"runtime change failed ({exc})"
         self.process.runtime().save_server_state(self.paths.state_file)

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from fulcrum.se.render.view import RuntimePaths
 from fulcrum.se.runtime import RuntimeApi, RuntimeApiError, send_command
 
 _POLL_S = 0.05
@@ -66,9 +67,10 @@ class HAProxyProcess:
         self.run_dir = run_dir
         self.binary = binary
         self.timeout_s = timeout_s
-        self.master_socket = run_dir / "master.sock"
-        self.pid_file = run_dir / "haproxy.pid"
-        self.log_file = run_dir / "haproxy.log"
+        paths = RuntimePaths(run_dir)  # the same file names the rendered config uses
+        self.master_socket = paths.master_socket
+        self.pid_file = paths.pid_file
+        self.log_file = paths.log_file
         self._popen: subprocess.Popen[bytes] | None = None
         self._pid: int | None = None
 
@@ -85,11 +87,20 @@ class HAProxyProcess:
             return self._popen.poll() is None
         return self._pid is not None and _is_alive(self._pid)
 
-    def log_tail(self, max_chars: int = 2000) -> str:
+    def log_tail(self, since: int = 0, max_chars: int = 2000) -> str:
+        """HAProxy's own output (master and workers) from byte offset `since`, at most `max_chars`."""
         try:
-            return self.log_file.read_text(errors="replace")[-max_chars:]
+            with open(self.log_file, "rb") as log:
+                log.seek(since)
+                return log.read().decode(errors="replace")[-max_chars:]
         except FileNotFoundError:
             return ""
+
+    def _log_size(self) -> int:
+        try:
+            return self.log_file.stat().st_size
+        except FileNotFoundError:
+            return 0
 
     def processes(self) -> ProcessTable:
         return parse_show_proc(send_command(self.master_socket, "show proc", timeout=self.timeout_s))
@@ -126,6 +137,7 @@ class HAProxyProcess:
             raise HAProxyError(f"HAProxy already runs as PID {self._pid}")
         argv = [self.binary, "-W", "-S", f"{self.master_socket},mode,600"]
         argv += ["-f", str(cfg_path), "-p", str(self.pid_file)]
+        log_start = self._log_size()
         with open(self.log_file, "ab") as log:
             self._popen = subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -134,14 +146,16 @@ class HAProxyProcess:
         deadline = time.monotonic() + self.timeout_s
         while time.monotonic() < deadline:
             if not self.running:
-                raise HAProxyError(f"HAProxy exited at start ({self._popen.returncode}):\n{self.log_tail()}")
+                raise HAProxyError(
+                    f"HAProxy exited at start ({self._popen.returncode}):\n{self.log_tail(log_start)}"
+                )
             with contextlib.suppress(RuntimeApiError, HAProxyError):
                 workers = self.processes().workers
                 if workers and self._worker_answers(workers[0]):
                     return self._pid
             time.sleep(_POLL_S)
         self.stop(graceful=False)
-        raise HAProxyError(f"HAProxy did not come up within {self.timeout_s}s:\n{self.log_tail()}")
+        raise HAProxyError(f"HAProxy did not come up within {self.timeout_s}s:\n{self.log_tail(log_start)}")
 
     def adopt(self) -> bool:
         """Take over a master left running by a previous agent (from the PID file); False if none."""
@@ -166,23 +180,26 @@ class HAProxyProcess:
         handed over with `expose-fd listeners`).
         """
         before = self.processes()
+        log_start = self._log_size()
         with contextlib.suppress(RuntimeApiError):  # the master re-executes itself and drops us
             send_command(self.master_socket, "reload", timeout=self.timeout_s)
         deadline = time.monotonic() + self.timeout_s
         while time.monotonic() < deadline:
             time.sleep(_POLL_S)
             if not self.running:
-                raise HAProxyError(f"HAProxy master exited during reload:\n{self.log_tail()}")
+                raise HAProxyError(f"HAProxy master exited during reload:\n{self.log_tail(log_start)}")
             try:
                 table = self.processes()
             except (RuntimeApiError, HAProxyError):
                 continue  # master socket is re-created by the new master image
             if table.failed_reloads > before.failed_reloads:
-                raise HAProxyError(f"reload failed, the previous worker keeps serving:\n{self.log_tail()}")
+                raise HAProxyError(
+                    f"reload failed, the running worker keeps serving:\n{self.log_tail(log_start)}"
+                )
             fresh = [pid for pid in table.workers if pid not in before.workers]
             if table.reloads > before.reloads and fresh and self._worker_answers(fresh[0]):
                 return fresh[0]
-        raise HAProxyError(f"no new worker within {self.timeout_s}s of reload:\n{self.log_tail()}")
+        raise HAProxyError(f"no new worker within {self.timeout_s}s of reload:\n{self.log_tail(log_start)}")
 
     def stop(self, *, graceful: bool = True, timeout_s: float | None = None) -> None:
         """Soft stop (SIGUSR1: finish connections) or hard stop (SIGTERM) of the recorded master.

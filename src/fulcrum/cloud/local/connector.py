@@ -75,9 +75,11 @@ class LocalCloud:
         os.replace(tmp, self._records_path)
 
     def run_dir(self, se_uuid: str) -> Path:
-        if "/" in se_uuid or se_uuid.startswith("."):
+        """A short directory name: HAProxy's UNIX sockets live there and socket paths are limited."""
+        short = se_uuid.removeprefix("serviceengine-").replace("-", "")[:12]
+        if not short.isalnum():
             raise LocalCloudError(f"unsafe SE id {se_uuid!r}")
-        return self.root / "se" / se_uuid
+        return self.root / "se" / short
 
     # --- SEs --------------------------------------------------------------------------------------
 

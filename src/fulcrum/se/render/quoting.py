@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 # Characters HAProxy's line parser copies literally and no keyword we emit treats specially.
-_BARE = re.compile(r"[A-Za-z0-9._/:@,+=%-]+")
+_BARE = re.compile(r"[A-Za-z0-9._/:@,+=%()-]+")
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 token (header and cookie names, methods)
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "$": "\\$"}
 

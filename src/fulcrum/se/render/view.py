@@ -15,7 +15,7 @@ Decisions worth knowing:
 * A disabled pool keeps its backend with every server in maintenance (HTTP answers 503), so enabling it
   again is a runtime change, not a reload.
 * A disabled server is `disabled` (maintenance) in the file; at runtime it goes to `drain` when its pool
-  has a graceful disable timeout, otherwise to `maint` (see `ServerView.state`).
+  has a graceful disable timeout, otherwise to `maint` (see `server_state`).
 * Several health monitors on one pool are chained (each opens its own connection); the check timing
   (interval, rise, fall) is the first monitor's, the check timeout is the largest.
 """
@@ -126,10 +126,10 @@ class Tuning:
 # --- names ----------------------------------------------------------------------------------------
 
 
-def safe_name(raw: str, prefix: str = "") -> str:
+def safe_name(raw: str, prefix: str = "", *, always_hash: bool = False) -> str:
     """A stable HAProxy identifier for `raw`; a hash suffix keeps altered or shortened names unique."""
     name = prefix + raw
-    if _SAFE_NAME.fullmatch(name) and len(name) <= _MAX_NAME:
+    if _SAFE_NAME.fullmatch(name) and len(name) <= _MAX_NAME and not always_hash:
         return name
     digest = hashlib.sha256(raw.encode()).hexdigest()[:8]
     return f"{_UNSAFE_NAME_CHARS.sub('_', name)[: _MAX_NAME - 9]}-{digest}"
@@ -148,7 +148,7 @@ def server_name(server_id: str) -> str:
     """`10.0.0.1:80` -> `10.0.0.1_80`, `[fd00::1]:80` -> `fd00__1_80`; anything else gets a hash suffix."""
     if re.fullmatch(r"[0-9.]+:[0-9]+|\[[0-9A-Fa-f:.]+\]:[0-9]+", server_id):
         return safe_name(server_id.replace("[", "").replace("]", "").replace(":", "_"))
-    return safe_name(server_id + "\0")  # never equal to the plain mapping of a well-formed id
+    return safe_name(server_id, always_hash=True)  # the '-' of the suffix never occurs in the mapping
 
 
 def cookie_value(pool_uuid: str, server_id: str) -> str:

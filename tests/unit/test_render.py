@@ -1,0 +1,640 @@
+"""The HAProxy view and template: representative configs render to the expected text, hostile strings
+stay data, unsafe values are refused, and every rendered example passes `haproxy -c`."""
+
+from __future__ import annotations
+
+import datetime
+import shutil
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fulcrum.protocol.se import (
+    Algorithm,
+    AppType,
+    CertificateSpec,
+    HttpSettings,
+    ListenerSpec,
+    MonitorSpec,
+    MonitorType,
+    PersistenceKind,
+    PersistenceSpec,
+    PoolSpec,
+    SeConfig,
+    ServerSpec,
+    VsSpec,
+)
+from fulcrum.se.haproxy import HAProxyProcess
+from fulcrum.se.render import RenderError, RuntimePaths, build_view, render, server_arguments
+from fulcrum.se.render.quoting import quote, quote_logformat
+from fulcrum.se.render.view import safe_name, server_name, server_numeric_ids
+
+HAPROXY_MISSING = "haproxy not installed: run make test which apt-get installs it"
+PATHS = RuntimePaths(Path("/run/fulcrum/se-1"))
+FAKE_CERT = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n"
+FAKE_KEY = "-----BEGIN PRIVATE KEY-----\nMIIEfake\n-----END PRIVATE KEY-----\n"
+HTTP_MONITOR = MonitorSpec(
+    name="hm",
+    type=MonitorType.HTTP,
+    interval_s=5,
+    timeout_s=2,
+    rise=2,
+    fall=3,
+    http_request="GET /healthz HTTP/1.1",
+    http_host="www.example.com",
+    http_status_classes=(2,),
+)
+
+
+def srv(ip: str, port: int, **settings: object) -> ServerSpec:
+    ident = f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+    values: dict[str, object] = {"weight": 1}
+    values.update(settings)
+    return ServerSpec(id=ident, ip=ip, port=port, **values)  # type: ignore[arg-type]
+
+
+WEB = VsSpec(
+    uuid="virtualservice-web",
+    name="web",
+    tenant_uuid="tenant-a",
+    vips=("10.0.0.10", "fd00::10"),
+    listeners=(ListenerSpec(port=80), ListenerSpec(port=443, tls=True)),
+    app_type=AppType.HTTP,
+    http=HttpSettings(
+        xff_header="X-Real-Client",
+        x_forwarded_proto=True,
+        redirect_to_https=True,
+        hsts=True,
+        keepalive_timeout_ms=15000,
+    ),
+    pool=PoolSpec(
+        uuid="pool-web",
+        name="web-pool",
+        algorithm=Algorithm.LEAST_CONNECTIONS,
+        servers=(srv("10.1.0.1", 8080), srv("10.1.0.2", 8080, weight=3), srv("fd00::2", 8080, enabled=False)),
+        monitors=(HTTP_MONITOR,),
+        persistence=PersistenceSpec(kind=PersistenceKind.HTTP_COOKIE, cookie_max_age_s=3600),
+    ),
+    certificates=(
+        CertificateSpec(uuid="cert-a", name="a", certificate_pem=FAKE_CERT, key_pem=FAKE_KEY),
+        CertificateSpec(
+            uuid="cert-b", name="b", certificate_pem=FAKE_CERT.replace("fake", "other"), key_pem=FAKE_KEY
+        ),
+    ),
+)
+
+TCP = VsSpec(
+    uuid="virtualservice-tcp",
+    name="db",
+    tenant_uuid="tenant-a",
+    vips=("10.0.0.20",),
+    listeners=(ListenerSpec(port=5000, port_range_end=5010),),
+    app_type=AppType.L4,
+    pool=PoolSpec(
+        uuid="pool-db",
+        name="db",
+        algorithm=Algorithm.HASH_SOURCE_IP,
+        servers=(srv("10.2.0.1", 5432, monitor_address="10.9.0.1", monitor_port=9001), srv("10.2.0.2", 5432)),
+        monitors=(
+            MonitorSpec(
+                name="tm", type=MonitorType.TCP, interval_s=10, timeout_s=4, rise=2, fall=2, port=9000
+            ),
+        ),
+        persistence=PersistenceSpec(kind=PersistenceKind.CLIENT_IP, ip_timeout_s=600),
+    ),
+)
+
+SSL = VsSpec(
+    uuid="virtualservice-ssl",
+    name="smtps",
+    tenant_uuid="tenant-a",
+    vips=("10.0.0.30",),
+    listeners=(ListenerSpec(port=465, tls=True),),
+    app_type=AppType.SSL,
+    pool=PoolSpec(
+        uuid="pool-mail",
+        name="mail",
+        algorithm=Algorithm.ROUND_ROBIN,
+        servers=(srv("10.3.0.1", 25),),
+        monitors=(HTTP_MONITOR.model_copy(update={"type": MonitorType.HTTPS, "port": 443}),),
+    ),
+    certificates=(CertificateSpec(uuid="cert-a", name="a", certificate_pem=FAKE_CERT, key_pem=FAKE_KEY),),
+)
+
+API = VsSpec(
+    uuid="virtualservice-api",
+    name="api",
+    tenant_uuid="t",
+    vips=("10.0.0.43",),
+    listeners=(ListenerSpec(port=8080),),
+    app_type=AppType.HTTP,
+    http=HttpSettings(xff_enabled=False, connection_reuse=False),
+    pool=PoolSpec(
+        uuid="pool-api",
+        name="api",
+        algorithm=Algorithm.HASH_HEADER,
+        hash_header="X-Tenant",
+        enabled=False,
+        servers=(srv("10.5.0.1", 80),),
+        monitors=(
+            HTTP_MONITOR.model_copy(update={"http_host": None, "http_status_classes": ()}),
+            MonitorSpec(
+                name="tls",
+                type=MonitorType.HTTPS,
+                interval_s=1,
+                timeout_s=9,
+                rise=1,
+                fall=1,
+                port=8443,
+                http_request="HEAD /",
+            ),
+            MonitorSpec(
+                name="tcp", type=MonitorType.TCP, interval_s=1, timeout_s=1, rise=1, fall=1, port=9000
+            ),
+        ),
+    ),
+)
+
+EDGE = (
+    VsSpec(
+        uuid="virtualservice-off",
+        name="off",
+        tenant_uuid="t",
+        enabled=False,
+        vips=("10.0.0.40",),
+        listeners=(ListenerSpec(port=80),),
+        app_type=AppType.HTTP,
+        pool=PoolSpec(
+            uuid="pool-off", name="off", algorithm=Algorithm.ROUND_ROBIN, servers=(srv("10.4.0.1", 80),)
+        ),
+    ),
+    VsSpec(
+        uuid="virtualservice-dns",
+        name="dns",
+        tenant_uuid="t",
+        vips=("10.0.0.41",),
+        listeners=(ListenerSpec(port=53),),
+        app_type=AppType.DNS,
+    ),
+    VsSpec(
+        uuid="virtualservice-nopool-http",
+        name="soon",
+        tenant_uuid="t",
+        vips=("10.0.0.42",),
+        listeners=(ListenerSpec(port=80),),
+        app_type=AppType.HTTP,
+        http=HttpSettings(xff_enabled=False),
+    ),
+    VsSpec(
+        uuid="virtualservice-nopool-tcp",
+        name="soon-tcp",
+        tenant_uuid="t",
+        vips=("10.0.0.42",),
+        listeners=(ListenerSpec(port=6000),),
+        app_type=AppType.L4,
+    ),
+    API,
+)
+
+EXAMPLES = {
+    "web": SeConfig(se_uuid="se-1", version=7, virtualservices=(WEB,)),
+    "tcp": SeConfig(se_uuid="se-1", version=8, virtualservices=(TCP, SSL)),
+    "edge": SeConfig(se_uuid="se-1", version=9, virtualservices=EDGE),
+}
+
+PREAMBLE = """\
+global
+    master-worker
+    stats socket /run/fulcrum/se-1/admin.sock mode 600 level admin expose-fd listeners
+    stats timeout 2m
+    server-state-file /run/fulcrum/se-1/server-state
+    hard-stop-after 300s
+    ssl-default-bind-options ssl-min-ver TLSv1.2
+    ssl-default-bind-ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305
+    ssl-default-bind-ciphersuites TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256
+
+defaults fulcrum_tcp
+    mode tcp
+    timeout connect 5000ms
+    timeout client 60000ms
+    timeout server 60000ms
+    retries 3
+    option redispatch 1
+    load-server-state-from-file global
+
+defaults fulcrum_http
+    mode http
+    option http-keep-alive
+    option idle-close-on-response
+    timeout connect 5000ms
+    timeout client 60000ms
+    timeout server 60000ms
+    retries 3
+    option redispatch 1
+    load-server-state-from-file global
+"""  # noqa: E501
+
+# HTTP with TLS, IPv6, cookie persistence, an HTTP monitor and a disabled server.
+EXPECTED_WEB = """\
+frontend fe_virtualservice-web from fulcrum_http
+    mode http
+    description "virtual service web (virtualservice-web)"
+    bind 10.0.0.10:80
+    bind 10.0.0.10:443 ssl crt-list /run/fulcrum/se-1/certs/fe_virtualservice-web-1081e96fbb24.crtlist ssl-min-ver TLSv1.2 alpn http/1.1
+    bind [fd00::10]:80
+    bind [fd00::10]:443 ssl crt-list /run/fulcrum/se-1/certs/fe_virtualservice-web-1081e96fbb24.crtlist ssl-min-ver TLSv1.2 alpn http/1.1
+    timeout http-request 10000ms
+    timeout http-keep-alive 15000ms
+    http-request redirect scheme https code 301 if !{ ssl_fc }
+    option forwardfor header X-Real-Client
+    http-request set-header X-Forwarded-Proto https if { ssl_fc }
+    http-request set-header X-Forwarded-Proto http if !{ ssl_fc }
+    http-response set-header Strict-Transport-Security max-age=31536000 if { ssl_fc }
+    default_backend be_virtualservice-web
+
+backend be_virtualservice-web from fulcrum_http
+    mode http
+    description "pool web-pool (pool-web)"
+    balance leastconn
+    http-reuse safe
+    cookie FULCRUM_PERSIST insert indirect nocache httponly maxlife 3600s attr Max-Age=3600
+    option httpchk
+    http-check send meth GET uri /healthz ver HTTP/1.1 hdr Host www.example.com
+    http-check expect rstatus ^2
+    timeout check 2s
+    server 10.1.0.1_8080 10.1.0.1:8080 id 322973393 weight 1 cookie ba64ccaf2d1f529f check inter 5s fall 3 rise 2
+    server 10.1.0.2_8080 10.1.0.2:8080 id 82457727 weight 3 cookie fcae47d28d032032 check inter 5s fall 3 rise 2
+    server fd00__2_8080 [fd00::2]:8080 id 542707043 weight 1 cookie b3b51a8c12a9d910 check inter 5s fall 3 rise 2 disabled
+"""  # noqa: E501
+
+# L4 port range with source hashing, client-IP persistence and a TCP monitor; TLS to TCP.
+EXPECTED_TCP = """\
+frontend fe_virtualservice-tcp from fulcrum_tcp
+    mode tcp
+    description "virtual service db (virtualservice-tcp)"
+    bind 10.0.0.20:5000-5010
+    default_backend be_virtualservice-tcp
+
+frontend fe_virtualservice-ssl from fulcrum_tcp
+    mode tcp
+    description "virtual service smtps (virtualservice-ssl)"
+    bind 10.0.0.30:465 ssl crt-list /run/fulcrum/se-1/certs/fe_virtualservice-ssl-995f2ea324c0.crtlist ssl-min-ver TLSv1.2
+    default_backend be_virtualservice-ssl
+
+backend be_virtualservice-tcp from fulcrum_tcp
+    mode tcp
+    description "pool db (pool-db)"
+    balance source
+    hash-type consistent
+    stick-table type ip size 1m expire 600s
+    stick on src
+    timeout check 4s
+    server 10.2.0.1_5432 10.2.0.1:5432 id 586064182 weight 1 check inter 10s fall 2 rise 2 port 9001 addr 10.9.0.1
+    server 10.2.0.2_5432 10.2.0.2:5432 id 395297692 weight 1 check inter 10s fall 2 rise 2 port 9000
+
+backend be_virtualservice-ssl from fulcrum_tcp
+    mode tcp
+    description "pool mail (pool-mail)"
+    balance roundrobin
+    option httpchk
+    http-check send meth GET uri /healthz ver HTTP/1.1 hdr Host www.example.com
+    http-check expect rstatus ^2
+    timeout check 2s
+    server 10.3.0.1_25 10.3.0.1:25 id 487226751 weight 1 check inter 5s fall 3 rise 2 port 443 check-ssl verify none
+"""  # noqa: E501
+
+# disabled and DNS VSs render nothing; pool-less VSs refuse; chained monitors.
+EXPECTED_EDGE = """\
+frontend fe_virtualservice-nopool-http from fulcrum_http
+    mode http
+    description "virtual service soon (virtualservice-nopool-http)"
+    bind 10.0.0.42:80
+    timeout http-request 10000ms
+    timeout http-keep-alive 30000ms
+    http-request deny deny_status 503
+
+frontend fe_virtualservice-nopool-tcp from fulcrum_tcp
+    mode tcp
+    description "virtual service soon-tcp (virtualservice-nopool-tcp)"
+    bind 10.0.0.42:6000
+    tcp-request connection reject
+
+frontend fe_virtualservice-api from fulcrum_http
+    mode http
+    description "virtual service api (virtualservice-api)"
+    bind 10.0.0.43:8080
+    timeout http-request 10000ms
+    timeout http-keep-alive 30000ms
+    default_backend be_virtualservice-api
+
+backend be_virtualservice-api from fulcrum_http
+    mode http
+    description "pool api (pool-api)"
+    balance hdr(X-Tenant)
+    hash-type consistent
+    http-reuse never
+    option httpchk
+    http-check connect default
+    http-check send meth GET uri /healthz ver HTTP/1.1
+    http-check expect rstatus ^[1-5]
+    http-check connect port 8443 ssl
+    http-check send meth HEAD uri / ver HTTP/1.0
+    http-check expect rstatus ^[23]
+    http-check connect port 9000
+    timeout check 9s
+    server 10.5.0.1_80 10.5.0.1:80 id 635021053 weight 1 check inter 5s fall 3 rise 2 verify none disabled
+"""
+
+
+def header(version: int) -> str:
+    return (
+        f"# HAProxy configuration of Service Engine se-1, config version {version}.\n"
+        "# Written by the Fulcrum SE agent; local edits are overwritten.\n\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("example", "expected"), [("web", EXPECTED_WEB), ("tcp", EXPECTED_TCP), ("edge", EXPECTED_EDGE)]
+)
+def test_examples_render_to_the_expected_text(example: str, expected: str) -> None:
+    config = EXAMPLES[example]
+    assert render(build_view(config, PATHS)) == header(config.version) + PREAMBLE + "\n" + expected
+
+
+def test_certificates_become_private_content_addressed_files_listed_in_order() -> None:
+    files = build_view(EXAMPLES["web"], PATHS)["files"]
+
+    pem_a, pem_b, crt_list = files
+    assert [f["mode"] for f in files] == [0o600, 0o600, 0o600]
+    assert pem_a["content"] == FAKE_CERT + FAKE_KEY  # certificate then key, what HAProxy expects
+    assert pem_a["path"].startswith("/run/fulcrum/se-1/certs/cert-a-")
+    assert crt_list["content"] == f"{pem_a['path']}\n{pem_b['path']}\n"  # the first is the default
+    renewed = WEB.model_copy(
+        update={"certificates": (WEB.certificates[0].model_copy(update={"key_pem": "k"}),)}
+    )
+    other = build_view(SeConfig(se_uuid="se-1", version=1, virtualservices=(renewed,)), PATHS)["files"]
+    assert other[0]["path"] != pem_a["path"]  # a new key never overwrites a file in use
+
+
+def test_add_server_arguments_are_the_config_line_arguments() -> None:
+    view = build_view(EXAMPLES["tcp"], PATHS)
+    backend = view["backends"][0]
+    server = backend["servers"][0]
+    line = f"    server {server['name']} {server['address']} {server_arguments(backend, server)}\n"
+    assert line in render(view)
+
+
+# --- names ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("server_id", "expected"),
+    [
+        ("10.0.0.1:80", "10.0.0.1_80"),
+        ("[fd00::1]:8080", "fd00__1_8080"),
+        ("[::ffff:10.0.0.1]:80", "__ffff_10.0.0.1_80"),
+        ("10.0.0.1:80\nbackend evil", "10.0.0.1_80_backend_evil-94324f5b"),
+        ("web one", "web_one-63402fbd"),
+        ("web1", "web1-659a7fb2"),
+    ],
+)
+def test_server_names_are_safe_and_readable(server_id: str, expected: str) -> None:
+    assert server_name(server_id) == expected
+
+
+def test_safe_names_only_use_haproxy_identifier_characters_and_stay_distinct() -> None:
+    hostile = ["vs 1", "vs\n1", "vs#1", "vs_1", "x" * 200, "x" * 201]
+    names = [safe_name(raw, "be_") for raw in hostile]
+    assert all(
+        set(n) <= set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") for n in names
+    )
+    assert all(len(n) <= 64 for n in names)
+    assert len(set(names)) == len(names)
+
+
+def test_numeric_server_ids_do_not_depend_on_order_and_never_collide() -> None:
+    ids = [f"10.0.{i // 250}.{i % 250}:80" for i in range(2000)]
+    forward, backward = server_numeric_ids(ids), server_numeric_ids(list(reversed(ids)))
+    assert forward == backward
+    assert len(set(forward.values())) == len(ids)
+    assert all(value >= 1 for value in forward.values())
+
+
+# --- quoting --------------------------------------------------------------------------------------
+
+
+def haproxy_words(line: str) -> list[str]:
+    """How HAProxy 2.6 splits a config line into words (a model of `parse_line` in src/tools.c)."""
+    words: list[str] = []
+    current: list[str] = []
+    in_word = squote = dquote = False
+    i = 0
+    while i < len(line):
+        char = line[i]
+        if char in "\r\n" or (char == "#" and not squote and not dquote):
+            break
+        if char == '"' and not squote:
+            dquote, in_word, i = not dquote, True, i + 1
+        elif char == "'" and not dquote:
+            squote, in_word, i = not squote, True, i + 1
+        elif char == "\\" and not squote:
+            following = line[i + 1 : i + 2]
+            if following in (" ", "\\", "#", "'", '"') or (following == "$" and dquote):
+                current.append(following)
+                i += 2
+            elif following and following in "tnr":
+                current.append({"t": "\t", "n": "\n", "r": "\r"}[following])
+                i += 2
+            elif following == "x":
+                current.append(chr(int(line[i + 2 : i + 4], 16)))
+                i += 4
+            else:
+                current.append("\\")
+                i += 1
+            in_word = True
+        elif char in " \t\v\f" and not squote and not dquote:
+            if in_word:
+                words.append("".join(current))
+                current, in_word = [], False
+            i += 1
+        elif char == "$" and dquote:
+            raise AssertionError(f"HAProxy would expand an environment variable in {line!r}")
+        else:
+            current.append(char)
+            in_word, i = True, i + 1
+    assert not squote and not dquote, f"unmatched quote in {line!r}"
+    if in_word:
+        words.append("".join(current))
+    return words
+
+
+@pytest.mark.parametrize(
+    ("value", "rendered"),
+    [
+        ("X-Forwarded-For", "X-Forwarded-For"),
+        ("/health?x=1", '"/health?x=1"'),
+        ("", '""'),
+        ("two words", '"two words"'),
+        ('say "hi"', '"say \\"hi\\""'),
+        ("$HOME", '"\\$HOME"'),
+        ("a#b", '"a#b"'),
+        ("back\\slash", '"back\\\\slash"'),
+        ("line\nbreak", '"line\\x0abreak"'),
+        ("it's", '"it\'s"'),
+    ],
+)
+def test_quote_renders_one_word(value: str, rendered: str) -> None:
+    assert quote(value) == rendered
+    assert haproxy_words(f"keyword {rendered}") == ["keyword", value]
+
+
+@given(st.text(alphabet=st.characters(exclude_characters="\x00", exclude_categories=("Cs",))))
+def test_any_string_survives_haproxy_line_parsing_as_one_word(value: str) -> None:
+    assert haproxy_words(f"http-check send hdr Host {quote(value)} # trailing") == [
+        "http-check",
+        "send",
+        "hdr",
+        "Host",
+        value,
+    ]
+
+
+def test_logformat_arguments_escape_the_percent_sign() -> None:
+    assert quote_logformat("100% %[src]") == '"100%% %%[src]"'
+
+
+# --- hostile and unsafe values --------------------------------------------------------------------
+
+HOSTILE = "x\"\n    bind 0.0.0.0:22\n#' $HOME \\"
+
+
+def test_hostile_free_strings_never_add_a_config_line() -> None:
+    benign = render(build_view(EXAMPLES["web"], PATHS))
+    monitor = HTTP_MONITOR.model_copy(update={"http_host": HOSTILE.replace("\n", " ")})
+    assert WEB.pool is not None
+    pool = WEB.pool.model_copy(update={"name": HOSTILE, "uuid": HOSTILE, "monitors": (monitor,)})
+    vs = WEB.model_copy(update={"name": HOSTILE, "uuid": HOSTILE, "pool": pool})
+    hostile = render(build_view(SeConfig(se_uuid=HOSTILE, version=7, virtualservices=(vs,)), PATHS))
+
+    assert len(hostile.split("\n")) == len(benign.split("\n"))
+    assert "bind 0.0.0.0:22" not in benign
+    for line in hostile.split("\n"):
+        assert not line.lstrip().startswith("bind 0.0.0.0:22")
+        if line.startswith("    description"):
+            assert len(haproxy_words(line)) == 2
+        if line.startswith("    http-check send"):
+            assert haproxy_words(line)[-1] == HOSTILE.replace("\n", " ").replace("%", "%%")
+
+
+def _with_pool(**changes: object) -> SeConfig:
+    assert WEB.pool is not None
+    return SeConfig(
+        se_uuid="se-1",
+        version=1,
+        virtualservices=(WEB.model_copy(update={"pool": WEB.pool.model_copy(update=changes)}),),
+    )
+
+
+def _with_vs(**changes: object) -> SeConfig:
+    return SeConfig(se_uuid="se-1", version=1, virtualservices=(WEB.model_copy(update=changes),))
+
+
+def _with_monitor(**changes: object) -> SeConfig:
+    return _with_pool(monitors=(HTTP_MONITOR.model_copy(update=changes),))
+
+
+@pytest.mark.parametrize(
+    ("config", "complaint"),
+    [
+        (_with_vs(http=HttpSettings(xff_header="X-Forwarded-For: 1.2.3.4\r\nX-Evil")), "xff_header"),
+        (_with_vs(http=HttpSettings(xff_header="")), "xff_header"),
+        (
+            _with_pool(persistence=PersistenceSpec(kind=PersistenceKind.HTTP_COOKIE, cookie_name="a b")),
+            "cookie_name",
+        ),
+        (_with_pool(algorithm=Algorithm.HASH_HEADER, hash_header="X-A)(B"), "hash_header"),
+        (_with_pool(algorithm=Algorithm.HASH_HEADER), "needs hash_header"),
+        (_with_monitor(http_host="a\r\nX-Injected: 1"), "http_host"),
+        (_with_monitor(http_request="GET / HTTP/1.1\r\nX-Injected: 1"), "http_request"),
+        (_with_monitor(http_request="GET /a b HTTP/1.1"), "http_request"),
+        (_with_monitor(http_request="GET / HTTP/2"), "version"),
+        (_with_monitor(http_request="G(T /"), "method"),
+        (_with_monitor(http_status_classes=(2, 7)), "status classes"),
+        (_with_vs(vips=("10.0.0.1:80 ssl crt /etc/shadow",)), "not an IP address"),
+        (_with_vs(certificates=()), "needs at least one certificate"),
+        (_with_vs(listeners=(ListenerSpec(port=70000),)), "out of range"),
+        (_with_pool(servers=(srv("10.0.0.1", 80), srv("10.0.0.1", 80))), "not unique"),
+        (
+            _with_pool(servers=(ServerSpec(id="s", ip="backend.example", port=80, weight=1),)),
+            "not an IP address",
+        ),
+    ],
+)
+def test_unsafe_values_are_refused_with_a_message_naming_them(config: SeConfig, complaint: str) -> None:
+    with pytest.raises(RenderError, match="virtual service 'web'") as error:
+        build_view(config, PATHS)
+    assert complaint in str(error.value)
+
+
+def test_run_directories_that_would_need_quoting_are_refused() -> None:
+    for bad in ("relative/dir", "/tmp/with space", "/tmp/a#b", "/tmp/" + "x" * 100):
+        with pytest.raises(ValueError, match="run directory"):
+            RuntimePaths(Path(bad))
+
+
+# --- haproxy -c -----------------------------------------------------------------------------------
+
+
+def _real_certificate(common_name: str) -> CertificateSpec:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    return CertificateSpec(
+        uuid=f"cert-{common_name}",
+        name=common_name,
+        certificate_pem=cert.public_bytes(serialization.Encoding.PEM).decode(),
+        key_pem=key_pem,
+    )
+
+
+def test_every_example_passes_haproxy_check(tmp_path: Path) -> None:
+    if shutil.which("haproxy") is None:
+        pytest.fail(HAPROXY_MISSING)
+    paths = RuntimePaths(tmp_path)
+    paths.cert_dir.mkdir()
+    real = (_real_certificate("a.test"), _real_certificate("b.test"))
+    for name, config in EXAMPLES.items():
+        vss = tuple(
+            vs.model_copy(update={"certificates": real}) if vs.certificates else vs
+            for vs in config.virtualservices
+        )
+        view = build_view(config.model_copy(update={"virtualservices": vss}), paths)
+        for entry in view["files"]:
+            Path(entry["path"]).write_text(entry["content"])
+        paths.state_file.write_text("1\n")
+        cfg = tmp_path / f"{name}.cfg"
+        cfg.write_text(render(view))
+
+        valid, message = HAProxyProcess(tmp_path).check(cfg)
+
+        assert valid, message
+        assert "[WARNING]" not in message, message
