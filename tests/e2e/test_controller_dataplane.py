@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -256,3 +257,55 @@ def test_local_down_stops_exactly_the_recorded_ses(stack: dict[str, Any]) -> Non
     finally:
         unrelated.kill()
         unrelated.wait()
+
+
+def test_a_config_the_se_cannot_apply_is_reported_and_the_running_one_keeps_serving(
+    stack: dict[str, Any],
+) -> None:
+    ctrl: ControllerProcess = stack["controller"]
+    alpha = stack["backends"][0]
+    good_port, blocked_vip, blocked_port = free_port(), "127.100.9.9", free_port()
+    squatter = socket.socket()
+    squatter.bind((blocked_vip, blocked_port))  # no SO_REUSEPORT: HAProxy cannot bind this address
+    squatter.listen()
+    try:
+        with ctrl.client() as api:
+            assert (
+                api.post(
+                    "/api/pool", json={"name": "p", "servers": [{"ip": "127.0.0.1", "port": alpha.port}]}
+                ).status_code
+                == 201
+            )
+            good = api.post("/api/virtualservice", json={"name": "good", "services": [{"port": good_port}],
+                            "pool_ref": "p", "vip": [{"ip_address": "127.100.9.8"}]}).json()  # fmt: skip
+            runtime = wait_for(
+                "good up",
+                lambda: (r := api.get(f"{good['url']}/runtime").json())["oper_status"] == "OPER_UP" and r,
+            )
+            se_ref = runtime["service_engines"][0]["se_ref"]
+            master = api.get(f"{se_ref}/runtime").json()["cloud"]["haproxy_master_pid"]
+
+            blocked = api.post("/api/virtualservice", json={"name": "blocked", "services": [{"port": blocked_port}],
+                               "pool_ref": "p", "vip": [{"ip_address": blocked_vip}]}).json()  # fmt: skip
+            event = wait_for(
+                "CONFIG_APPLY_FAILED",
+                lambda: api.get("/api/event", params={"event_id": "CONFIG_APPLY_FAILED"}).json()["results"],
+            )
+            assert event[0]["obj_ref"] == se_ref and event[0]["details"]["error"]
+            state = api.get(f"{blocked['url']}/runtime").json()
+            assert state["oper_status"] == "OPER_INITIALIZING" and "failed" in state["reason"]
+            # The running config is untouched: the first VS still answers from the same HAProxy.
+            assert httpx.get(f"http://127.100.9.8:{good_port}/", timeout=5).text == "alpha"
+            assert api.get(f"{se_ref}/runtime").json()["cloud"]["haproxy_master_pid"] == master
+
+            squatter.close()
+            assert (
+                api.patch(blocked["url"], json={"description": "retry now that the port is free"}).status_code
+                == 200
+            )
+            wait_for(
+                "blocked up", lambda: api.get(f"{blocked['url']}/runtime").json()["oper_status"] == "OPER_UP"
+            )
+            assert httpx.get(f"http://{blocked_vip}:{blocked_port}/", timeout=5).text == "alpha"
+    finally:
+        squatter.close()

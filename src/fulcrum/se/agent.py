@@ -26,6 +26,7 @@ from fulcrum.se.client import ControllerClient, ControllerUnavailable, Rejected
 log = logging.getLogger("fulcrum.se")
 
 LONG_POLL_S = 25.0
+RETRY_FAILED_S = 3.0  # a refused config is retried this often: its cause (a busy port) may go away
 MAX_BACKOFF_S = 2.0
 
 
@@ -69,7 +70,9 @@ class Agent:
         self.client = client or ControllerClient(bootstrap["controller_url"], self.se_uuid)
         self._stop = threading.Event()
         self._applied: wire.SeConfig | None = None
-        self._applied_version = 0
+        self._applied_version = 0  # last version applied successfully (what heartbeats report)
+        self._seen_version = 0  # last version received, applied or not (what the long-poll asks past)
+        self._failed: wire.SeConfig | None = None
         self._interval = 1.0
         self._sequence = 0
         self._lock = threading.Lock()
@@ -128,14 +131,16 @@ class Agent:
         backoff = 0.1
         while not self._stop.is_set():
             try:
-                config = self.client.wait_config(self._applied_version, LONG_POLL_S)
+                wait = RETRY_FAILED_S if self._failed is not None else LONG_POLL_S
+                config = self.client.wait_config(self._seen_version, wait)
                 backoff = 0.1
                 if config is None:
-                    continue
+                    if self._failed is None:
+                        continue
+                    config = self._failed
+                self._seen_version = max(self._seen_version, config.version)
                 ack = self.apply(config)
-                if ack.status == wire.AckStatus.FAILED:
-                    # Remember the refused version so the controller is not asked for it again and again.
-                    self._applied_version = max(self._applied_version, config.version)
+                self._failed = config if ack.status == wire.AckStatus.FAILED else None
                 self.client.ack(ack)
             except ControllerUnavailable as exc:
                 log.info("controller unreachable (%s); serving the last config headless", exc)
