@@ -285,8 +285,9 @@ def test_a_config_the_se_cannot_apply_is_reported_and_the_running_one_keeps_serv
             se_ref = runtime["service_engines"][0]["se_ref"]
             master = api.get(f"{se_ref}/runtime").json()["cloud"]["haproxy_master_pid"]
 
-            blocked = api.post("/api/virtualservice", json={"name": "blocked", "services": [{"port": blocked_port}],
-                               "pool_ref": "p", "vip": [{"ip_address": blocked_vip}]}).json()  # fmt: skip
+            blocked_body = {"name": "blocked", "services": [{"port": blocked_port}], "pool_ref": "p",
+                            "vip": [{"ip_address": blocked_vip}]}  # fmt: skip
+            blocked = api.post("/api/virtualservice", json=blocked_body).json()
             event = wait_for(
                 "CONFIG_APPLY_FAILED",
                 lambda: api.get("/api/event", params={"event_id": "CONFIG_APPLY_FAILED"}).json()["results"],
