@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import threading
 import time
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 import httpx
 
 from common import Lab, free_port
+from fulcrum.se.haproxy import HAProxyProcess
 
 ALGORITHMS = ["LB_ALGORITHM_ROUND_ROBIN", "LB_ALGORITHM_LEAST_CONNECTIONS", "LB_ALGORITHM_RANDOM"]
 
@@ -58,20 +58,8 @@ class Load:
 
 
 def reloads(data_dir: Path) -> int:
-    """Reload count from each SE's HAProxy master (`show proc`)."""
-    total = 0
-    for master in data_dir.glob("local-cloud/se/*/master.sock"):
-        with socket.socket(socket.AF_UNIX) as sock:
-            sock.connect(str(master))
-            sock.sendall(b"show proc\n")
-            text = b""
-            while chunk := sock.recv(65536):
-                text += chunk
-        for line in text.decode().splitlines():
-            parts = line.split()
-            if len(parts) >= 4 and parts[1] == "master":
-                total += int(parts[3])
-    return total
+    """Reloads so far, summed over the HAProxy masters of every SE (`show proc` on the master socket)."""
+    return sum(HAProxyProcess(run_dir).processes().reloads for run_dir in data_dir.glob("local-cloud/se/*"))
 
 
 def main() -> None:
@@ -111,6 +99,7 @@ def main() -> None:
         start_ok, start = load.ok, time.monotonic()
         pool_url = pool.json()["url"]
         extra: list[str] = []
+        print(f"load before churn: {before:.0f} req/s; applying {args.changes} changes", flush=True)
         for n in range(args.changes):
             kind = n % 5
             current = api.get(pool_url).json()

@@ -48,7 +48,6 @@ def need(binary: str, package: str) -> str:
 
 STATIC_BACKEND = """
 global
-    maxconn 20000
 defaults
     mode http
     timeout connect 5s
@@ -64,6 +63,8 @@ class Lab:
     """A throw-away controller (SQLite, local cloud) plus static HTTP back ends."""
 
     def __init__(self) -> None:
+        # SIGTERM (e.g. from `timeout`) unwinds through the callers' `finally: lab.close()`.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit("terminated"))
         self.dir = Path(tempfile.mkdtemp(prefix="fulcrum-bench-"))
         self.procs: list[subprocess.Popen[bytes]] = []
         self.port = free_port()
@@ -85,7 +86,6 @@ class Lab:
         """A minimal hand-written haproxy.cfg in front of the same back ends, for comparison."""
         lines = [
             "global",
-            "    maxconn 20000",
             "defaults",
             "    mode http",
             "    option http-keep-alive",

@@ -8,7 +8,6 @@ request failed, and whether the worker process changed.
 
 from __future__ import annotations
 
-import datetime
 import http.client
 import random
 import shutil
@@ -25,8 +24,6 @@ from pathlib import Path
 import httpx
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from fulcrum.protocol.se import (
@@ -51,6 +48,7 @@ from fulcrum.se.render import RuntimePaths
 from fulcrum.se.render.view import backend_name, server_name
 from fulcrum.se.telemetry import server_states, vs_counters
 from support.backends import BackendProcess
+from support.certs import self_signed
 
 HAPROXY_MISSING = "haproxy not installed: run make test which apt-get installs it"
 HTTP_CHECK = MonitorSpec(
@@ -216,27 +214,6 @@ def test_killed_backend_is_marked_down_and_gets_no_requests(lab: Lab) -> None:
     assert any(r["path"] == "/health" and r["method"] == "GET" for r in backends[0].seen())
 
 
-def make_certificate(common_name: str) -> tuple[str, str]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(common_name)]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return cert.public_bytes(serialization.Encoding.PEM).decode(), key_pem.decode()
-
-
 def tls_get(
     vip: str, port: int, sni: str | None, version: ssl.TLSVersion, trust: str
 ) -> tuple[str, str, str | None]:
@@ -269,7 +246,7 @@ def tls_get(
 
 def test_tls_termination_serves_the_certificate_chosen_by_sni(lab: Lab) -> None:
     web = lab.backend("web")
-    (cert_a, key_a), (cert_b, key_b) = make_certificate("a.fulcrum.test"), make_certificate("b.fulcrum.test")
+    (cert_a, key_a), (cert_b, key_b) = self_signed("a.fulcrum.test"), self_signed("b.fulcrum.test")
     certificates = (
         CertificateSpec(uuid="cert-a", name="a", certificate_pem=cert_a, key_pem=key_a),
         CertificateSpec(uuid="cert-b", name="b", certificate_pem=cert_b, key_pem=key_b),

@@ -11,16 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from conftest import make_settings
 from fulcrum.controller.app import create_app
 from fulcrum.model.registry import TYPES, WriteAccess
+from support.certs import self_signed
 from support.processes import ADMIN_PASSWORD
 
 
@@ -46,38 +43,6 @@ def client(controller_app: tuple[FastAPI, Path]) -> Iterator[TestClient]:
 # --- helpers --------------------------------------------------------------------------------------
 
 
-def make_cert(
-    cn: str = "www.example.com",
-    dns_names: tuple[str, ...] = ("www.example.com", "example.com"),
-    ip_names: tuple[str, ...] = ("127.0.0.1",),
-    passphrase: str | None = None,
-) -> tuple[str, str]:
-    """A self-signed certificate and its private key (PEM), the key encrypted when `passphrase` is given."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-    now = dt.datetime.now(dt.UTC)
-    sans: list[x509.GeneralName] = [x509.DNSName(n) for n in dns_names]
-    sans += [x509.IPAddress(ipaddress.ip_address(a)) for a in ip_names]
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    encryption: serialization.KeySerializationEncryption = (
-        serialization.BestAvailableEncryption(passphrase.encode())
-        if passphrase
-        else serialization.NoEncryption()
-    )
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
-    return cert.public_bytes(serialization.Encoding.PEM).decode(), key_pem.decode()
-
-
 def key_material(pem: str) -> str:
     """The base64 body of a PEM block: what would show if the key leaked in any encoding of the PEM."""
     return "".join(line for line in pem.splitlines() if not line.startswith("-----"))
@@ -86,7 +51,7 @@ def key_material(pem: str) -> str:
 def minimal(type_name: str, name: str) -> dict[str, Any]:
     """A minimal valid body of each writable type."""
     if type_name == "sslkeyandcertificate":
-        cert, key = make_cert()
+        cert, key = self_signed()
         return {"name": name, "certificate": {"certificate": cert}, "key": key}
     bodies: dict[str, dict[str, Any]] = {
         "tenant": {},
@@ -538,9 +503,9 @@ def test_vs_without_vip_is_400(client: TestClient) -> None:
 
 
 def test_ssl_vs_needs_a_virtual_service_certificate(client: TestClient) -> None:
-    cert, key = make_cert()
+    cert, key = self_signed()
     create(client, "sslkeyandcertificate", {"name": "site", "certificate": {"certificate": cert}, "key": key})
-    ca, _ = make_cert(cn="ca")
+    ca, _ = self_signed("ca")
     create(
         client,
         "sslkeyandcertificate",
@@ -647,7 +612,7 @@ def test_system_defaults_are_editable(client: TestClient) -> None:
 
 
 def test_certificate_key_is_never_returned(client: TestClient) -> None:
-    cert, key = make_cert(dns_names=("www.example.com", "example.com"), ip_names=("127.0.0.1",))
+    cert, key = self_signed(dns_names=("www.example.com", "example.com"), ip_names=("127.0.0.1",))
     created = create(
         client, "sslkeyandcertificate", {"name": "site", "certificate": {"certificate": cert}, "key": key}
     )
@@ -671,7 +636,7 @@ def test_certificate_key_is_never_returned(client: TestClient) -> None:
 
 
 def test_certificate_info_cannot_be_forged(client: TestClient) -> None:
-    cert, key = make_cert(cn="real.example.com", dns_names=("real.example.com",), ip_names=())
+    cert, key = self_signed("real.example.com")
     forged = {
         "subject": "CN=bank.example.com",
         "subject_alt_names": ["bank.example.com"],
@@ -688,7 +653,7 @@ def test_certificate_info_cannot_be_forged(client: TestClient) -> None:
 
 
 def test_encrypted_key_with_passphrase(client: TestClient) -> None:
-    cert, key = make_cert(passphrase="correct horse")
+    cert, key = self_signed(passphrase="correct horse")
     assert "ENCRYPTED" in key
     body = {"name": "enc", "certificate": {"certificate": cert}, "key": key}
     without = client.post("/api/sslkeyandcertificate", json=body)
@@ -735,8 +700,8 @@ def test_encrypted_key_with_passphrase(client: TestClient) -> None:
     ],
 )
 def test_bad_certificate_or_key_is_400(client: TestClient, mutate: Any, field: str) -> None:
-    cert, key = make_cert()
-    _, other_key = make_cert()
+    cert, key = self_signed()
+    _, other_key = self_signed()
     before = snapshot(client)
     response = client.post(
         "/api/sslkeyandcertificate",
@@ -749,11 +714,11 @@ def test_bad_certificate_or_key_is_400(client: TestClient, mutate: Any, field: s
 
 
 def test_replacing_the_certificate_checks_the_stored_key(client: TestClient) -> None:
-    cert, key = make_cert()
+    cert, key = self_signed()
     created = create(
         client, "sslkeyandcertificate", {"name": "c", "certificate": {"certificate": cert}, "key": key}
     )
-    other_cert, other_key = make_cert(cn="other")
+    other_cert, other_key = self_signed("other")
     mismatch = client.patch(created["url"], json={"certificate": {"certificate": other_cert}})
     assert mismatch.status_code == 400
     assert error_of(mismatch).startswith("key:")

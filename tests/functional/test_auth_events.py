@@ -11,14 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from conftest import make_settings
 from fulcrum.controller.app import create_app
+from support.certs import self_signed
 from support.processes import ADMIN_PASSWORD
 
 ADMIN = ("admin", ADMIN_PASSWORD)
@@ -464,35 +463,6 @@ def test_failed_write_records_no_event(client: TestClient) -> None:
     assert client.get("/api/event").json()["count"] == before
 
 
-def _cert_and_key(passphrase: str | None = None) -> tuple[str, str]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "secret.example.com")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
-    encryption: serialization.KeySerializationEncryption = (
-        serialization.BestAvailableEncryption(passphrase.encode())
-        if passphrase
-        else serialization.NoEncryption()
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
-    ).decode()
-    return cert.public_bytes(serialization.Encoding.PEM).decode(), key_pem
-
-
 def _pem_body(pem: str) -> list[str]:
     return [line for line in pem.splitlines() if line and not line.startswith("-----")]
 
@@ -507,8 +477,8 @@ def test_secrets_never_appear_in_events(client: TestClient) -> None:
     assert login(client, "jane", wrong).status_code == 401
     assert client.delete(user["url"]).status_code == 204
 
-    cert, key = _cert_and_key()
-    enc_cert, enc_key = _cert_and_key(passphrase="Pa55-phrase-secret")
+    cert, key = self_signed("secret.example.com")
+    enc_cert, enc_key = self_signed("secret.example.com", passphrase="Pa55-phrase-secret")
     site = create(
         client, "sslkeyandcertificate", {"name": "site", "certificate": {"certificate": cert}, "key": key}
     )

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import atexit
 import base64
-import datetime as dt
 import shutil
 import tempfile
 from pathlib import Path
@@ -18,10 +17,6 @@ from typing import Any
 
 import pytest
 import schemathesis
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -36,6 +31,7 @@ from schemathesis.checks import (
 from conftest import ADMIN, make_settings
 from fulcrum.controller.app import create_app
 from fulcrum.model.registry import TYPES
+from support.certs import self_signed
 
 AUTH = {"Authorization": "Basic " + base64.b64encode(f"{ADMIN[0]}:{ADMIN[1]}".encode()).decode()}
 CHECKS = [
@@ -72,28 +68,8 @@ schema = schemathesis.openapi.from_asgi("/api/openapi.json", APP, headers=AUTH, 
 KNOWN: dict[str, list[str]] = {}  # type name -> uuids the fuzzer may put in a path
 
 
-def _certificate() -> tuple[str, str]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fuzz.example.test")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return cert.public_bytes(serialization.Encoding.PEM).decode(), key_pem.decode()
-
-
 def _seed_objects() -> list[tuple[str, dict[str, object]]]:
-    cert, key = _certificate()
+    cert, key = self_signed("fuzz.example.test")
     return [
         ("tenant", {"name": "fuzz-tenant"}),
         (

@@ -8,22 +8,18 @@ not a copy of the server's logic.
 
 from __future__ import annotations
 
-import datetime as dt
 import itertools
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from fastapi.testclient import TestClient
 
 from conftest import ADMIN, make_settings
 from fulcrum.controller.app import create_app
 from fulcrum.model.registry import TYPES
+from support.certs import self_signed
 
 PASSWORD = "role-test-password"
 ROLES = ("operator", "appadmin", "tenantadmin", "sysadmin")
@@ -35,32 +31,12 @@ ROLE_USERS = {
 VERBS = ("list", "get", "create", "put", "patch", "delete")
 
 
-def _certificate() -> tuple[str, str]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "rbac.example")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    return cert.public_bytes(serialization.Encoding.PEM).decode(), key_pem
-
-
-CERT, KEY = _certificate()
+CERT, KEY = self_signed("rbac.example")
 _counter = itertools.count()
 
 
 def _body(type_name: str, tenant: str) -> dict[str, Any]:
-    name = f"{type_name}-{next(_counter)}"
+    name = f"{type_name}-obj{next(_counter)}"  # "obj" never occurs in a uuid, so leak checks are exact
     bodies: dict[str, dict[str, Any]] = {
         "tenant": {"name": name},
         "user": {

@@ -8,7 +8,6 @@ keys never reach the database in clear text.
 
 from __future__ import annotations
 
-import datetime as dt
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,15 +16,13 @@ from typing import Any
 
 import psycopg
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
 from fastapi.testclient import TestClient
 
 from conftest import ADMIN, make_settings
 from fulcrum.controller.app import create_app
 from fulcrum.controller.store import repo
+from support.certs import self_signed
 from support.postgres import fresh_database
 
 pytestmark = pytest.mark.postgres
@@ -236,28 +233,17 @@ def test_a_lost_name_race_is_reported_like_any_name_conflict(
         assert internal not in message, f"the 409 exposes database internals: {message!r}"
 
 
-def _self_signed(common_name: str) -> tuple[str, str, str]:
-    """(certificate PEM, key PEM as given, the same key as PKCS#8 PEM) for a fresh RSA key."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(common_name)]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    no_encryption = serialization.NoEncryption()
+def _rsa_self_signed(common_name: str) -> tuple[str, str, str]:
+    """(certificate PEM, key PEM as given, the same key as PKCS#8 PEM) for a fresh RSA key; the key is
+    given in the traditional OpenSSL (PKCS#1) form."""
+    cert_pem, key_pkcs8 = self_signed(common_name, key_type="rsa")
+    key = serialization.load_pem_private_key(key_pkcs8.encode(), password=None)
     traditional = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, no_encryption
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
     )
-    pkcs8 = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, no_encryption)
-    return cert.public_bytes(serialization.Encoding.PEM).decode(), traditional.decode(), pkcs8.decode()
+    return cert_pem, traditional.decode(), key_pkcs8
 
 
 def _pem_lines(pem: str) -> list[str]:
@@ -267,7 +253,7 @@ def _pem_lines(pem: str) -> list[str]:
 
 def test_private_key_is_not_stored_in_clear(pg: PgController) -> None:
     http = pg.http
-    cert_pem, key_pem, key_pkcs8 = _self_signed("shop.example.test")
+    cert_pem, key_pem, key_pkcs8 = _rsa_self_signed("shop.example.test")
     created = _create(
         http,
         "sslkeyandcertificate",

@@ -3,15 +3,10 @@ stay data, unsafe values are refused, and every rendered example passes `haproxy
 
 from __future__ import annotations
 
-import datetime
 import shutil
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -34,6 +29,7 @@ from fulcrum.se.haproxy import HAProxyProcess
 from fulcrum.se.render import RenderError, RuntimePaths, build_view, render, server_arguments
 from fulcrum.se.render.quoting import quote, quote_logformat
 from fulcrum.se.render.view import safe_name, server_name, server_numeric_ids
+from support.certs import self_signed
 
 HAPROXY_MISSING = "haproxy not installed: run make test which apt-get installs it"
 PATHS = RuntimePaths(Path("/run/fulcrum/se-1"))
@@ -592,27 +588,9 @@ def test_run_directories_that_would_need_quoting_are_refused() -> None:
 
 
 def _real_certificate(common_name: str) -> CertificateSpec:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
+    certificate_pem, key_pem = self_signed(common_name)
     return CertificateSpec(
-        uuid=f"cert-{common_name}",
-        name=common_name,
-        certificate_pem=cert.public_bytes(serialization.Encoding.PEM).decode(),
-        key_pem=key_pem,
+        uuid=f"cert-{common_name}", name=common_name, certificate_pem=certificate_pem, key_pem=key_pem
     )
 
 

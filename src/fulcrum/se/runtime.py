@@ -146,19 +146,28 @@ class RuntimeApi:
     def enable_health(self, backend: str, server: str) -> None:
         self._expect_silent(f"enable health {_checked_name(backend)}/{_checked_name(server)}")
 
-    def delete_server(self, backend: str, server: str, *, wait_s: float = 2.0) -> None:
-        """Maintenance, cut its sessions, then delete; retried while idle connections are released."""
+    def delete_server(self, backend: str, server: str, *, drain_s: float = 5.0, wait_s: float = 2.0) -> None:
+        """Maintenance (no new requests), let requests in flight finish, then delete.
+
+        Only when requests are still running after `drain_s` are its sessions cut, so removing a server
+        under load normally fails no request.
+        """
         target = f"{_checked_name(backend)}/{_checked_name(server)}"
         self.set_server_state(backend, server, AdminState.MAINT)
+        if self._try_delete(target, drain_s):
+            return
         self.command(f"shutdown sessions server {target}")
-        deadline = time.monotonic() + wait_s
+        if not self._try_delete(target, wait_s):
+            raise RuntimeApiError(f"del server {target}: the server still has connections")
+
+    def _try_delete(self, target: str, within_s: float) -> bool:
+        deadline = time.monotonic() + within_s
         while True:
-            answer = self.command(f"del server {target}").strip()
-            if answer == "Server deleted.":
-                return
+            if self.command(f"del server {target}").strip() == "Server deleted.":
+                return True
             if time.monotonic() >= deadline:
-                raise RuntimeApiError(f"del server {target}: {answer}")
-            time.sleep(0.05)
+                return False
+            time.sleep(0.02)
 
     def execute(self, op: RuntimeOp) -> None:
         match op:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from fulcrum.cloud.base import Bootstrap, CloudConnector, SeObservation, SeSpec
+from fulcrum.cloud.base import Bootstrap, CloudConnector, SeObservation, SeSpec, VipAllocation
 from fulcrum.controller.services import refs, se_config
 from fulcrum.controller.services.clock import Clock, usec
 from fulcrum.controller.services.events import EventLog
@@ -165,6 +165,7 @@ class DataPlane:
                 repo.set_placements(
                     conn, [(vs, se, "primary") for vs, se in assignments.items()], usec(self._clock)
                 )
+            self._plumb_vips(world, assignments, specs)
             self._remove_gone(world, se_status)
             self._publish(world, assignments, specs, created)
             self._deprovision(world, plan.idle_ses, se_status, now)
@@ -300,6 +301,20 @@ class DataPlane:
             self._memory.created_at[se_uuid] = self._clock.now()
             created[new.key] = se_uuid
         return created
+
+    def _plumb_vips(self, world: _World, assignments: dict[str, str], specs: dict[str, wire.VsSpec]) -> None:
+        """Attach each newly placed VS's VIPs to its SE (Neutron allowed-address-pairs on OpenStack)."""
+        before = {(vs, se) for vs, se, _role in world.placements}
+        for vs_uuid, se_uuid in assignments.items():
+            if (vs_uuid, se_uuid) in before:
+                continue
+            vs = world.get(vs_uuid)
+            cloud = world.ref(vs.data.get("cloud_ref")) if vs else None
+            connector = self._connector_for(cloud) if cloud else None
+            if connector is None:
+                continue
+            for address in specs[vs_uuid].vips:
+                connector.attach_vip(VipAllocation(address=address), se_uuid)
 
     def _objects_get(self, uuid: str) -> StoredObject | None:
         with self._objects.db.read() as conn:
