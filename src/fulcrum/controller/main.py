@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import logging
 import signal
+from types import FrameType
 
 import uvicorn
 
 from fulcrum.controller.app import create_app
 from fulcrum.controller.settings import ControllerSettings
+
+
+class ControllerServer(uvicorn.Server):
+    """uvicorn waits for requests in flight before it stops; SE long-polls are answered at once instead."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        state = getattr(self.config.app, "state", None)
+        services = getattr(state, "services", None)
+        if services is not None:
+            services.registry.release_waiters()
+        super().handle_exit(sig, frame)
 
 
 def run(settings: ControllerSettings, log_level: str = "info") -> None:
@@ -28,4 +40,4 @@ def run(settings: ControllerSettings, log_level: str = "info") -> None:
     # do-nothing handlers a clean shutdown ends the process with status 0 instead of "killed by SIGTERM".
     signal.signal(signal.SIGTERM, lambda *_: None)
     signal.signal(signal.SIGINT, lambda *_: None)
-    uvicorn.Server(config).run()
+    ControllerServer(config).run()

@@ -49,6 +49,7 @@ class SeRegistry:
         self._credentials: dict[str, str] = {}
         self._waiters: dict[str, list[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
         self._last_version = 0
+        self._closing = False
 
     # --- state ------------------------------------------------------------------------------------
 
@@ -161,6 +162,8 @@ class SeRegistry:
             state = self._runtime.setdefault(se_uuid, SeRuntime(se_uuid))
             if state.desired is not None and state.desired.version > known_version:
                 return state.desired
+            if self._closing:
+                return None
             self._waiters.setdefault(se_uuid, []).append((loop, event))
         try:
             await asyncio.wait_for(event.wait(), timeout)
@@ -171,7 +174,17 @@ class SeRegistry:
                     waiting.remove((loop, event))
             return None
         with self._lock:
-            return state.desired
+            newer = state.desired is not None and state.desired.version > known_version
+            return state.desired if newer else None
+
+    def release_waiters(self) -> None:
+        """Answer every long-poll now (nothing new): the controller is shutting down."""
+        with self._lock:
+            self._closing = True
+            waiters = [w for group in self._waiters.values() for w in group]
+            self._waiters.clear()
+        for loop, event in waiters:
+            loop.call_soon_threadsafe(event.set)
 
     def ack(self, se_uuid: str, ack: wire.Ack) -> None:
         with self._lock:
