@@ -43,9 +43,7 @@ class Driver(Protocol):
 
     def apply(self, config: wire.SeConfig) -> ApplyOutcome: ...
 
-    def server_states(self, config: wire.SeConfig) -> list[wire.ServerState]: ...
-
-    def counters(self, config: wire.SeConfig) -> list[wire.VsCounters]: ...
+    def telemetry(self, config: wire.SeConfig) -> tuple[list[wire.ServerState], list[wire.VsCounters]]: ...
 
     def engine_pid(self) -> int | None: ...
 
@@ -155,8 +153,7 @@ class Agent:
             config = self._applied
             version = self._applied_version
         self._sequence += 1
-        servers = self.driver.server_states(config) if config else []
-        counters = self.driver.counters(config) if config else []
+        servers, counters = self.driver.telemetry(config) if config else ([], [])
         engine = self.driver.engine_pid()
         cpu, rss = self._process.cpu_percent(None), self._process.memory_info().rss
         if engine is not None:

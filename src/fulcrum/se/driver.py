@@ -40,13 +40,13 @@ class HAProxyDriver:
             error=result.error,
         )
 
-    def server_states(self, config: wire.SeConfig) -> list[wire.ServerState]:
+    def telemetry(self, config: wire.SeConfig) -> tuple[list[wire.ServerState], list[wire.VsCounters]]:
+        """Server health and VS counters from one `show stat` (the worker pauses briefly to dump it)."""
         view = self.applier.applied_view
-        return telemetry.server_states(view, self.applier.read_stats()) if view is not None else []
-
-    def counters(self, config: wire.SeConfig) -> list[wire.VsCounters]:
-        view = self.applier.applied_view
-        return telemetry.vs_counters(view, self.applier.read_stats()) if view is not None else []
+        if view is None:
+            return [], []
+        rows = self.applier.read_stats()
+        return telemetry.server_states(view, rows), telemetry.vs_counters(view, rows)
 
     def engine_pid(self) -> int | None:
         return self.process.master_pid
