@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from fulcrum.controller.app import create_app
@@ -32,10 +34,21 @@ def settings(tmp_path: Path) -> ControllerSettings:
     return make_settings(tmp_path / "data")
 
 
+@pytest.fixture(scope="module")
+def controller_app(tmp_path_factory: pytest.TempPathFactory) -> tuple[FastAPI, Path]:
+    """Building the app (routes and their models) takes over a second, so one app serves a module;
+    every test still starts it afresh on an empty data directory (see `client`)."""
+    data_dir = tmp_path_factory.mktemp("controller") / "data"
+    return create_app(make_settings(data_dir)), data_dir
+
+
 @pytest.fixture
-def client(settings: ControllerSettings) -> Iterator[TestClient]:
-    """An in-process controller (SQLite) with an admin client; the app runs its real start-up."""
-    with TestClient(create_app(settings)) as test_client:
+def client(controller_app: tuple[FastAPI, Path]) -> Iterator[TestClient]:
+    """A freshly bootstrapped in-process controller (SQLite) with an admin client. Server errors come
+    back as 500 responses rather than exceptions, so "never 5xx" checks see them as clients would."""
+    app, data_dir = controller_app
+    shutil.rmtree(data_dir, ignore_errors=True)
+    with TestClient(app, raise_server_exceptions=False) as test_client:
         test_client.auth = ADMIN
         yield test_client
 

@@ -5,40 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import shutil
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from conftest import make_settings
-from fulcrum.controller.app import create_app
 from fulcrum.model.registry import TYPES, WriteAccess
 from support.certs import self_signed
-from support.processes import ADMIN_PASSWORD
-
-
-@pytest.fixture(scope="module")
-def controller_app(tmp_path_factory: pytest.TempPathFactory) -> tuple[FastAPI, Path]:
-    """Building the app (routes and their models) takes over a second, so one app serves the module;
-    every test still starts it afresh on an empty data directory (see `client`)."""
-    data_dir = tmp_path_factory.mktemp("controller") / "data"
-    return create_app(make_settings(data_dir)), data_dir
-
-
-@pytest.fixture
-def client(controller_app: tuple[FastAPI, Path]) -> Iterator[TestClient]:
-    """A freshly bootstrapped controller with an admin client, like conftest's `client` but without
-    building a new app per test. Server errors come back as 500 responses instead of being raised."""
-    app, data_dir = controller_app
-    shutil.rmtree(data_dir, ignore_errors=True)
-    with TestClient(app, raise_server_exceptions=False) as test_client:
-        test_client.auth = ("admin", ADMIN_PASSWORD)
-        yield test_client
-
 
 # --- helpers --------------------------------------------------------------------------------------
 

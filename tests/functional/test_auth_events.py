@@ -5,13 +5,11 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
@@ -24,25 +22,6 @@ ADMIN = ("admin", ADMIN_PASSWORD)
 REDACTED = "<redacted>"
 NO_AUTH_ROUTES = {("GET", "/api/health"), ("GET", "/api/version")}
 SE_PROTOCOL = "/api/se-protocol/"  # service engines authenticate by bootstrap token, then by signature
-
-
-@pytest.fixture(scope="module")
-def controller_app(tmp_path_factory: pytest.TempPathFactory) -> tuple[FastAPI, Path]:
-    """Building the app takes over a second, so one app serves the module; every test still starts it
-    afresh on an empty data directory (see `client`)."""
-    data_dir = tmp_path_factory.mktemp("controller") / "data"
-    return create_app(make_settings(data_dir)), data_dir
-
-
-@pytest.fixture
-def client(controller_app: tuple[FastAPI, Path]) -> Iterator[TestClient]:
-    """A freshly bootstrapped controller with an admin client, like conftest's `client` but without
-    building a new app per test. Server errors come back as 500 responses instead of being raised."""
-    app, data_dir = controller_app
-    shutil.rmtree(data_dir, ignore_errors=True)
-    with TestClient(app, raise_server_exceptions=False) as test_client:
-        test_client.auth = ADMIN
-        yield test_client
 
 
 class FakeClock:
