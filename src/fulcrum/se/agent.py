@@ -205,4 +205,6 @@ def run_agent(run_dir: Path, driver: Driver) -> None:
 
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGINT, _terminate)
+    # The SE shares the controller's session; closing the controller's terminal must not stop it.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     agent.run()

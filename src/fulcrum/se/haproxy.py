@@ -1,6 +1,6 @@
 """The one HAProxy master-worker process of an SE: config check, start, seamless reload and stop.
 
-The master runs in its own session (process group) with a master CLI socket; reloads go through that
+The master runs in its own process group with a master CLI socket; reloads go through that
 socket and are confirmed by a new worker appearing in `show proc`. Signals go only to the master PID
 recorded at start (or adopted from the PID file after verifying it), never to processes found by name.
 """
@@ -132,7 +132,7 @@ class HAProxyProcess:
         return result.returncode == 0, (result.stdout + result.stderr).strip()
 
     def start(self, cfg_path: Path) -> int:
-        """Start the master (own session) and wait until its worker answers; returns the master PID."""
+        """Start the master (own process group) and wait until its worker answers; returns the master PID."""
         if self.running:
             raise HAProxyError(f"HAProxy already runs as PID {self._pid}")
         argv = [self.binary, "-W", "-S", f"{self.master_socket},mode,600"]
@@ -140,7 +140,7 @@ class HAProxyProcess:
         log_start = self._log_size()
         with open(self.log_file, "ab") as log:
             self._popen = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, process_group=0
             )
         self._pid = self._popen.pid
         deadline = time.monotonic() + self.timeout_s
