@@ -136,10 +136,8 @@ def _assign(plan: Plan, policy: GroupPolicy, slot: _Slot, demand: VsDemand) -> N
 def _tenant_fits(policy: GroupPolicy, slot: _Slot, demand: VsDemand) -> bool:
     if policy.tenant_scope != TenantScope.SE_GROUP_EXCLUSIVE:
         return True
-    owner = slot.tenant_uuid
-    if owner is None and slot.hosted:
-        return False  # an SE created before the group became exclusive keeps whom it has
-    return owner is None or owner == demand.tenant_uuid
+    # `_assign` gives an SE of an exclusive group to the tenant of its first VS.
+    return slot.tenant_uuid is None or slot.tenant_uuid == demand.tenant_uuid
 
 
 def _choose(policy: GroupPolicy, slots: dict[str, _Slot], demand: VsDemand) -> _Slot | None:

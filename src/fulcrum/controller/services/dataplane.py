@@ -487,14 +487,12 @@ class DataPlane:
         state = self._registry.snapshot().get(se.uuid)
         with self._objects.db.read() as conn:
             hosted = [vs for vs, s, _r in repo.all_placements(conn) if s == se.uuid]
+            world_cloud = repo.get(conn, refs.uuid_of(se.data["cloud_ref"]))
         label = self._memory.se_status.get(se.uuid, "PENDING")
         oper = {"UP": "OPER_UP", "DOWN": "OPER_DOWN", "HEARTBEAT_FAILURE": "OPER_DOWN"}.get(
             label, "OPER_INITIALIZING"
         )
         beat = state.heartbeat if state else None
-        world_cloud = None
-        with self._objects.db.read() as conn:
-            world_cloud = repo.get(conn, refs.uuid_of(se.data["cloud_ref"]))
         connector = self._connector_for(world_cloud) if world_cloud else None
         details = connector.se_details(se.uuid) if connector else None
         return {
@@ -514,14 +512,16 @@ class DataPlane:
         }
 
     def pool_runtime(self, pool: StoredObject) -> dict[str, Any]:
+        reports = {
+            entry.server_id: entry
+            for state in self._registry.snapshot().values()
+            for entry in (state.heartbeat.servers if state.heartbeat else ())
+            if entry.pool_uuid == pool.uuid
+        }
         servers = []
         for server in pool.data["servers"]:
             sid = se_config.server_id(server["ip"], server["port"] or pool.data["default_server_port"])
-            reported = None
-            for state in self._registry.snapshot().values():
-                for entry in state.heartbeat.servers if state.heartbeat else ():
-                    if entry.pool_uuid == pool.uuid and entry.server_id == sid:
-                        reported = entry
+            reported = reports.get(sid)
             servers.append(
                 {
                     "ip": server["ip"],
