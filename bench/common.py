@@ -115,7 +115,8 @@ class Lab:
         wait_for("the controller", lambda: _healthy(self.url))
         api = httpx.Client(base_url=self.url, auth=("admin", PASSWORD), timeout=30)
         group = api.get("/api/serviceenginegroup", params={"name": "Default-Group"}).json()["results"][0]
-        api.patch(group["url"], json={"se_deprovision_delay": 0, "max_vs_per_se": 100})
+        # No buffer SE: the throughput benchmarks compare one SE with one plain HAProxy.
+        api.patch(group["url"], json={"se_deprovision_delay": 0, "max_vs_per_se": 100, "buffer_se": 0})
         return api
 
     def wait_vs_up(self, api: httpx.Client, vs_url: str, timeout: float = 60) -> dict[str, Any]:

@@ -52,7 +52,7 @@ def main() -> None:
         existing = [create_and_time(api, f"vs-{i}", f"127.100.60.{i + 2}", None) for i in range(args.count)]
         api.post(
             "/api/serviceenginegroup",
-            json={"name": "one-each", "max_vs_per_se": 1, "se_deprovision_delay": 0},
+            json={"name": "one-each", "max_vs_per_se": 1, "se_deprovision_delay": 0, "buffer_se": 0},
         ).raise_for_status()
         fresh = [
             create_and_time(api, f"new-se-{i}", f"127.100.61.{i + 1}", "one-each")

@@ -7,16 +7,13 @@ and HTTP back ends in this test process. Traffic goes to VIPs in 127.100.0.0/16 
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,76 +21,16 @@ import httpx
 import psutil
 import pytest
 
+from support.fullstack import running_stack, wait_for
 from support.processes import ControllerProcess, free_port
 
 pytestmark = pytest.mark.slow
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def do_GET(self) -> None:
-        body = self.server.name.encode()  # type: ignore[attr-defined]
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("X-Seen-XFF", self.headers.get("X-Forwarded-For", ""))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_HEAD(self) -> None:
-        self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *_args: object) -> None:
-        return
-
-
-class Backend:
-    def __init__(self, name: str) -> None:
-        self.port = free_port()
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), _Handler)
-        self.server.name = name  # type: ignore[attr-defined]
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 30.0, every: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value {last!r}")
-
-
 @pytest.fixture
-def stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    # A short data dir: SE run dirs hold HAProxy's UNIX sockets, whose paths are limited to ~100 bytes.
-    short = Path(tempfile.mkdtemp(prefix="fulcrum-e2e-", dir="/tmp"))
-    ctrl = ControllerProcess(data_dir=short / "ctrl", dataplane=True).start()
-    backends = [Backend("alpha"), Backend("beta")]
-    try:
-        yield {"controller": ctrl, "backends": backends, "tmp": tmp_path}
-    finally:
-        for backend in backends:
-            backend.stop()
-        ctrl.kill()
-        down = subprocess.run(
-            [sys.executable, "-m", "fulcrum", "local", "down", "--data-dir", str(ctrl.data_dir)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        assert down.returncode == 0, down.stderr
-        shutil.rmtree(short, ignore_errors=True)
+def stack() -> Iterator[dict[str, Any]]:
+    with running_stack() as running:
+        yield {"controller": running.controller, "backends": running.backends}
 
 
 def _recorded_pids(data_dir: Path) -> list[int]:
@@ -117,7 +54,7 @@ def test_traffic_health_restart_and_cleanup(stack: dict[str, Any]) -> None:  # n
                 api.get("/api/serviceenginegroup", params={"name": "Default-Group"}).json()["results"][0][
                     "url"
                 ],
-                json={"se_deprovision_delay": 0},
+                json={"se_deprovision_delay": 0, "buffer_se": 0},
             ).status_code
             == 200
         )
@@ -234,7 +171,8 @@ def test_local_down_stops_exactly_the_recorded_ses(stack: dict[str, Any]) -> Non
             body = {"name": f"vs{n}", "services": [{"port": free_port()}], "pool_ref": "p",
                     "vip": [{"ip_address": f"127.100.8.{n + 1}"}]}  # fmt: skip
             assert api.post("/api/virtualservice", json=body).status_code == 201
-        wait_for("an SE to run HAProxy", lambda: api.get("/api/serviceengine").json()["count"] >= 1)
+        # One SE for both VSs plus the group's buffer SE (buffer_se defaults to 1).
+        wait_for("two SEs", lambda: api.get("/api/serviceengine").json()["count"] == 2)
         wait_for("both VSs up", lambda: all(
             api.get(f"{v['url']}/runtime").json()["oper_status"] == "OPER_UP"
             for v in api.get("/api/virtualservice").json()["results"]
@@ -249,7 +187,7 @@ def test_local_down_stops_exactly_the_recorded_ses(stack: dict[str, Any]) -> Non
             capture_output=True, text=True, check=False, timeout=60,
         )  # fmt: skip
         assert down.returncode == 0, down.stderr
-        assert "stopped 1 service engine" in down.stdout
+        assert "stopped 2 service engine" in down.stdout
         wait_for(
             "every recorded process to end", lambda: not any(psutil.pid_exists(p) for p in pids), timeout=15
         )

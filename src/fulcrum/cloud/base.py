@@ -68,6 +68,11 @@ class CloudConnector(Protocol):
 
     def observe_se(self, se_uuid: str) -> SeObservation: ...
 
+    def data_address(self, se_uuid: str) -> str | None:
+        """The SE's own address on the data network: secondaries of a scaled-out VS listen there for the
+        connections the primary hands over. None while the cloud has not assigned one."""
+        ...
+
     def se_details(self, se_uuid: str) -> SeDetails | None: ...
 
     def known_ses(self) -> list[str]:

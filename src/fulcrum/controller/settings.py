@@ -25,6 +25,10 @@ class ControllerSettings:
     max_failures_per_source: int = 20
     # The data-plane reconciler creates Service Engines; functional API tests run without it.
     dataplane: bool = True
+    # Health manager: failover stops when more than this share of the SEs go silent at once.
+    ha_breaker_share: float = 0.5
+    # Scale-in and migration wait at most this long for connections on the drained SE.
+    drain_timeout_s: float = 60.0
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -42,6 +46,12 @@ class ControllerSettings:
         }
         if env.get("FULCRUM_DATAPLANE"):
             values["dataplane"] = env["FULCRUM_DATAPLANE"].lower() not in ("0", "false", "no", "off")
+        for key, name in (
+            ("ha_breaker_share", "FULCRUM_HA_BREAKER_SHARE"),
+            ("drain_timeout_s", "FULCRUM_DRAIN_TIMEOUT_S"),
+        ):
+            if env.get(name):
+                values[key] = float(env[name])
         if env.get("FULCRUM_ARGON2_MEMORY_KIB"):
             values["argon2_memory_kib"] = int(env["FULCRUM_ARGON2_MEMORY_KIB"])
         values.update({k: v for k, v in overrides.items() if v is not None})

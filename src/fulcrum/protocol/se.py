@@ -126,6 +126,36 @@ class ListenerSpec(_Wire):
     tls: bool = False
 
 
+class VsRole(StrEnum):
+    """What this SE does for a virtual service (elastic HA and scale-out)."""
+
+    PRIMARY = "PRIMARY"  # owns the VIP: binds it (and distributes when the VS is scaled out)
+    SECONDARY = "SECONDARY"  # serves connections the primary hands over with the PROXY protocol
+    STANDBY = "STANDBY"  # legacy active/standby: backends warm and health-checked, no VIP bound
+
+
+class PeerState(StrEnum):
+    READY = "READY"
+    DRAIN = "DRAIN"  # takes no new connections; established ones finish
+
+
+class ScaleOutPeer(_Wire):
+    se_uuid: str
+    address: str = Field(description="the peer SE's internal address, where its worker frontend listens")
+    state: PeerState = PeerState.READY
+
+
+class ScaleOutSpec(_Wire):
+    """A VS served by several SEs. Every SE of the VS runs a worker frontend (the HTTP/TLS work) on
+    `worker_address`, at each listener port plus `worker_port_offset`, accepting only PROXY-protocol
+    connections. The primary also binds the VIP with an L4 distributor that spreads new connections
+    over `peers` (itself included) and sends the client address with PROXY protocol v2."""
+
+    worker_address: str
+    worker_port_offset: int = Field(ge=1, le=64511)
+    peers: tuple[ScaleOutPeer, ...] = ()  # the primary's list; empty on secondaries
+
+
 class VsSpec(_Wire):
     uuid: str
     name: str
@@ -137,6 +167,8 @@ class VsSpec(_Wire):
     http: HttpSettings | None = None
     pool: PoolSpec | None = None
     certificates: tuple[CertificateSpec, ...] = ()
+    role: VsRole = VsRole.PRIMARY
+    scaleout: ScaleOutSpec | None = None  # set when the VS runs on more than one SE
 
 
 class SeConfig(_Wire):

@@ -29,6 +29,8 @@ import psutil
 from fulcrum.cloud.base import SeDetails, SeObservation, SeSpec, VipAllocation
 
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+# Each local SE gets its own data address from this loopback range (VIPs may not use it).
+SE_DATA_NETWORK = ipaddress.ip_network("127.254.0.0/16")
 STOP_GRACE_S = 5.0
 
 
@@ -45,6 +47,13 @@ def _alive(pid: int | None, create_time: float | None) -> bool:
         if proc.status() == psutil.STATUS_ZOMBIE:
             return False
         return create_time is None or abs(proc.create_time() - create_time) < 0.5
+    except psutil.Error:
+        return False
+
+
+def _stopped(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_STOPPED
     except psutil.Error:
         return False
 
@@ -115,6 +124,7 @@ class LocalCloud:
         record = {
             "se_uuid": spec.se_uuid,
             "name": spec.name,
+            "data_address": None,
             "run_dir": str(run_dir),
             "agent_pid": proc.pid,
             "agent_start_time": _start_time(proc.pid),
@@ -123,6 +133,7 @@ class LocalCloud:
         with self._lock:
             self._children[spec.se_uuid] = proc
             records = self._load()
+            record["data_address"] = self._free_data_address(records)
             records[spec.se_uuid] = record
             self._save(records)
         return SeDetails(cloud_id=f"pid:{proc.pid}", facts={"agent_pid": proc.pid, "run_dir": str(run_dir)})
@@ -159,6 +170,18 @@ class LocalCloud:
             },
         )
 
+    @staticmethod
+    def _free_data_address(records: dict[str, dict[str, Any]]) -> str:
+        taken = {r.get("data_address") for r in records.values()}
+        for host in SE_DATA_NETWORK.hosts():
+            if str(host) not in taken:
+                return str(host)
+        raise LocalCloudError(f"no free SE data address left in {SE_DATA_NETWORK}")
+
+    def data_address(self, se_uuid: str) -> str | None:
+        record = self._load().get(se_uuid)
+        return record.get("data_address") if record else None
+
     def observe_se(self, se_uuid: str) -> SeObservation:
         self._reap()
         record = self._load().get(se_uuid)
@@ -187,6 +210,13 @@ class LocalCloud:
 
     def _stop(self, agent_pid: int, start_time: float | None, run_dir: Path) -> None:
         haproxy = self._haproxy_alive(run_dir)
+        if _stopped(agent_pid):
+            # A stopped (frozen) SE cannot act on SIGTERM: fence it at once, HAProxy included, so that
+            # the SE taking over its VIPs is the only one listening.
+            for pid in (agent_pid, haproxy):
+                if pid is not None and (pid != agent_pid or _alive(agent_pid, start_time)):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
         if _alive(agent_pid, start_time):
             # The agent stops its HAProxy on SIGTERM.
             with contextlib.suppress(ProcessLookupError):

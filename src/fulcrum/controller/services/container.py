@@ -79,6 +79,10 @@ def build_services(settings: ControllerSettings, clock: Clock | None = None) -> 
         events,
         connector_for,
         clock,
-        DataPlaneSettings(controller_url=advertised_url(settings)),
+        DataPlaneSettings(
+            controller_url=advertised_url(settings),
+            drain_timeout_s=settings.drain_timeout_s,
+            breaker_share=settings.ha_breaker_share,
+        ),
     )
     return Services(settings, db, objects, auth, events, clock, started, registry, dataplane)

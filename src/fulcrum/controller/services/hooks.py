@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 
+from fulcrum.cloud.local.connector import SE_DATA_NETWORK
 from fulcrum.controller.services import certificates, refs
 from fulcrum.controller.services.errors import Conflict, Forbidden, InvalidInput
 from fulcrum.controller.services.rbac import Caller, can_manage_user
@@ -151,6 +152,10 @@ def _vsvip_after_refs(ctx: WriteContext) -> None:
             address in net for net in LOOPBACK if net.version == address.version
         ):
             raise InvalidInput(f"{where}.ip_address: the local cloud serves VIPs on loopback addresses only")
+        if vtype == CloudType.CLOUD_LOCAL and address in SE_DATA_NETWORK:
+            raise InvalidInput(
+                f"{where}.ip_address: {SE_DATA_NETWORK} is reserved for the SEs' own data addresses"
+            )
         if vip["ip_address"] in in_use:
             raise Conflict(
                 f"{where}.ip_address: {vip['ip_address']} is already in use in cloud {cloud.name!r}"

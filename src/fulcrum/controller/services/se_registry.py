@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import secrets
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +51,7 @@ class SeRegistry:
         self._waiters: dict[str, list[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
         self._last_version = 0
         self._closing = False
+        self.on_ack: list[Callable[[], None]] = []  # called after every acknowledgement
 
     # --- state ------------------------------------------------------------------------------------
 
@@ -196,6 +198,8 @@ class SeRegistry:
                 # The SE keeps serving its previous config; the reconciler turns this into an event.
                 state.last_error = ack.error or "unknown error"
                 state.failed_version = max(state.failed_version, ack.version)
+        for listener in self.on_ack:
+            listener()
 
     def heartbeat(self, se_uuid: str, beat: wire.Heartbeat) -> wire.HeartbeatResponse:
         with self._lock:

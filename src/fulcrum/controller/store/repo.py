@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, and_, delete, func, insert, or_, select, update
 
-from fulcrum.controller.store.tables import events, objects, placements, refs, tokens
+from fulcrum.controller.store.tables import events, objects, placements, refs, tokens, vs_scale
 
 
 @dataclass
@@ -280,6 +280,37 @@ def set_placements(conn: Connection, wanted: Iterable[tuple[str, str, str]], now
             delete(placements).where(placements.c.vs_uuid == vs_uuid, placements.c.se_uuid == se_uuid)
         )
         conn.execute(insert(placements).values(vs_uuid=vs_uuid, se_uuid=se_uuid, role=role, created=now))
+
+
+@dataclass
+class VsScale:
+    vs_uuid: str
+    extra: int = 0
+    new_se: bool = False
+    worker_port_offset: int | None = None
+
+
+def all_vs_scale(conn: Connection) -> dict[str, VsScale]:
+    rows = conn.execute(select(vs_scale)).all()
+    return {r.vs_uuid: VsScale(r.vs_uuid, r.extra, bool(r.new_se), r.worker_port_offset) for r in rows}
+
+
+def put_vs_scale(conn: Connection, scale: VsScale, now: int) -> None:
+    conn.execute(delete(vs_scale).where(vs_scale.c.vs_uuid == scale.vs_uuid))
+    conn.execute(
+        insert(vs_scale).values(
+            vs_uuid=scale.vs_uuid,
+            extra=scale.extra,
+            new_se=scale.new_se,
+            worker_port_offset=scale.worker_port_offset,
+            updated=now,
+        )
+    )
+
+
+def delete_vs_scale(conn: Connection, vs_uuids: Iterable[str]) -> None:
+    for vs_uuid in vs_uuids:
+        conn.execute(delete(vs_scale).where(vs_scale.c.vs_uuid == vs_uuid))
 
 
 def set_secrets(conn: Connection, uuid: str, sealed: str | None) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     ForeignKey,
     Index,
@@ -91,4 +92,15 @@ placements = Table(
     Column("role", String(32), nullable=False),
     Column("created", BigInteger, nullable=False),
     Index("ix_placements_se", "se_uuid"),
+)
+
+# Scale-out state per virtual service (see migration 0003).
+vs_scale = Table(
+    "vs_scale",
+    metadata,
+    Column("vs_uuid", String(80), primary_key=True),
+    Column("extra", Integer, nullable=False),
+    Column("new_se", Boolean, nullable=False),
+    Column("worker_port_offset", Integer, nullable=True),
+    Column("updated", BigInteger, nullable=False),
 )
