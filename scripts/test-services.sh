@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Starts (and stops) the real services the test suite talks to, on loopback only:
 #   PostgreSQL  - a throw-away cluster in a temp dir, trust auth on 127.0.0.1, a free port.
+#   net.ipv4.tcp_migrate_req=1 (as root, Linux >= 5.14): when an SE hands a VIP over to another SE,
+#     connections queued on its closing listener move to the other SE's listener instead of being
+#     reset. The previous value is recorded and restored by `stop`.
 # `start` writes .test-services/env (export lines) for the test run; `stop` ends exactly the
 # servers that `start` recorded (by their data directories and PID files), nothing else.
 set -euo pipefail
@@ -77,14 +80,34 @@ stop_postgres() {
   rm -f "$state/pg.dir"
 }
 
+migrate_req=/proc/sys/net/ipv4/tcp_migrate_req
+
+enable_migrate_req() {
+  if [ "$(id -u)" != 0 ] || [ ! -w "$migrate_req" ]; then
+    log "net.ipv4.tcp_migrate_req cannot be set here (needs root and Linux >= 5.14); VIP handover tests may see resets"
+    return 0
+  fi
+  [ -f "$state/migrate_req.before" ] || cat "$migrate_req" > "$state/migrate_req.before"
+  echo 1 > "$migrate_req"
+  log "net.ipv4.tcp_migrate_req=1 (was $(cat "$state/migrate_req.before"))"
+}
+
+restore_migrate_req() {
+  [ -f "$state/migrate_req.before" ] || return 0
+  cat "$state/migrate_req.before" > "$migrate_req" || true
+  rm -f "$state/migrate_req.before"
+}
+
 case "${1:-}" in
   start)
     : > "$state/env"
     ensure_haproxy
+    enable_migrate_req
     start_postgres
     ;;
   stop)
     stop_postgres
+    restore_migrate_req
     rm -f "$state/env"
     ;;
   *)

@@ -106,13 +106,14 @@ def healthy(api: Api, vs: dict[str, Any], ses: int, role_set: set[str]) -> dict[
 
 
 def served_by(api: Api, vs: dict[str, Any], se_uuids: list[str]) -> dict[str, int]:
-    """Connections each SE's frontend for the VS has accepted so far (from heartbeats)."""
+    """HTTP 2xx answers each SE's frontend for the VS has sent so far (from heartbeats; health checks
+    of the primary's distributor open connections too, so sessions would overcount)."""
     totals = {}
     for se_uuid in se_uuids:
         entry = next(
             v for v in se_runtime(api, se_uuid)["virtualservices"] if v["vs_ref"].endswith(vs["uuid"])
         )
-        totals[se_uuid] = (entry["counters"] or {}).get("total_sessions", 0)
+        totals[se_uuid] = (entry["counters"] or {}).get("http_responses_2xx", 0)
     return totals
 
 
@@ -144,7 +145,11 @@ def test_shared_n_plus_m_keeps_a_buffer_and_fails_over_to_it(stack: Stack) -> No
         with Load(vs["vip_url"]) as load:
             time.sleep(0.5)
             killed = kill_se(api, primary)
-            after = wait_for("the VS on the buffer SE", lambda: healthy(api, vs, 1, {"primary"}), every=0.05)
+            after = wait_for(
+                "the VS on the buffer SE",
+                lambda: (h := healthy(api, vs, 1, {"primary"})) and primary not in h and h,
+                every=0.05,
+            )
             restored = time.monotonic() - killed
             time.sleep(0.5)
         assert after == {buffer: "primary"}, after
@@ -197,10 +202,13 @@ def test_active_active_spreads_heals_scales_and_drains(stack: Stack) -> None:  #
                 response = client.get(vs["vip_url"], headers={"Connection": "close"})
                 assert response.status_code == 200
                 assert response.headers["X-Seen-XFF"] == "127.0.0.77"
-        spread = wait_for(
-            "both SEs to report connections",
-            lambda: all(n >= 10 for n in (s := served_by(api, vs, [primary, secondary])).values()) and s,
-        )
+
+        def both_served() -> dict[str, int] | None:
+            counts = served_by(api, vs, [primary, secondary])
+            print("answers per SE:", counts)  # shown if the wait times out
+            return counts if all(n >= 10 for n in counts.values()) else None
+
+        spread = wait_for("both SEs to report connections", both_served)
         assert sum(spread.values()) >= 40
 
         # Losing the primary: the secondary takes the VIP, a replacement secondary is placed.
@@ -228,10 +236,13 @@ def test_active_active_spreads_heals_scales_and_drains(stack: Stack) -> None:  #
         before = served_by(api, vs, list(three))
         for _ in range(30):
             assert httpx.get(vs["vip_url"], headers={"Connection": "close"}, timeout=5).status_code == 200
-        wait_for(
-            "every SE of three to take new connections",
-            lambda: all(n - before[se] >= 5 for se, n in served_by(api, vs, list(three)).items()),
-        )
+
+        def all_three() -> dict[str, int] | None:
+            gained = {se: n - before[se] for se, n in served_by(api, vs, list(three)).items()}
+            print("new answers per SE:", gained)  # shown if the wait times out
+            return gained if all(n >= 5 for n in gained.values()) else None
+
+        wait_for("every SE of three to take new connections", all_three)
 
         # Scale in: the drained SE finishes its established connections first.
         leaving = sorted(se for se, role in three.items() if role == "secondary")[-1]
@@ -255,8 +266,10 @@ def test_active_active_spreads_heals_scales_and_drains(stack: Stack) -> None:  #
             assert api.post(f"{vs['url']}/switchover").status_code == 202
             wait_for(
                 "roles swapped",
-                lambda old=old: healthy(api, vs, 2, {"primary", "secondary"})
-                == {old["primary"]: "secondary", old["secondary"]: "primary"},
+                lambda old=old: (
+                    healthy(api, vs, 2, {"primary", "secondary"})
+                    == {old["primary"]: "secondary", old["secondary"]: "primary"}
+                ),
             )
         assert api.delete(vs["url"]).status_code == 204
 
@@ -299,7 +312,10 @@ def test_legacy_active_standby_switchover_and_failover(stack: Stack) -> None:
         assert entry["role"] == "standby" and entry["counters"] is None
 
         with Load(vs["vip_url"]) as load:
-            for expected in ({active: "standby", standby: "primary"}, {active: "primary", standby: "standby"}):
+            for expected in (
+                {active: "standby", standby: "primary"},
+                {active: "primary", standby: "standby"},
+            ):
                 assert api.post(f"{vs['url']}/switchover").status_code == 202
                 wait_for("switched", lambda e=expected: healthy(api, vs, 2, {"primary", "standby"}) == e)
                 time.sleep(0.5)
@@ -325,7 +341,7 @@ def test_legacy_active_standby_switchover_and_failover(stack: Stack) -> None:
 
 def test_silent_se_is_fenced_and_replaced_but_a_silent_majority_trips_the_breaker() -> None:
     with running_stack() as stack, stack.controller.client() as api:
-        group = make_group(api, "hb", "HA_MODE_SHARED_PAIR", buffer_se=1)
+        group = make_group(api, "hb", "HA_MODE_SHARED_PAIR", buffer_se=1, max_vs_per_se=1)
         vs = make_vs(api, stack, group, "hb-vs", "127.100.24.1")
         wait_for("VS on two SEs", lambda: healthy(api, vs, 2, {"primary", "secondary"}))
         ses = wait_for("three SEs up", lambda: len(g := group_ses(api, group)) == 3 and g)

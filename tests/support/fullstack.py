@@ -26,7 +26,6 @@ import psutil
 
 from support.processes import ControllerProcess, free_port
 
-
 SLOW_CHUNKS = 10
 SLOW_PAUSE_S = 0.3
 

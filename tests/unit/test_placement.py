@@ -180,6 +180,15 @@ CASES = [
         idle=["se-a"],
     ),
     Case(
+        "a group without VSs keeps no buffer SE",
+        g(buffer_se=2),
+        [se("se-a")],
+        [],
+        [],
+        {},
+        idle=["se-a"],
+    ),
+    Case(
         "the buffer never exceeds max_se",
         g(buffer_se=2, max_se=2),
         [],

@@ -18,11 +18,15 @@ from fulcrum.protocol.se import (
     ListenerSpec,
     MonitorSpec,
     MonitorType,
+    PeerState,
     PersistenceKind,
     PersistenceSpec,
     PoolSpec,
+    ScaleOutPeer,
+    ScaleOutSpec,
     SeConfig,
     ServerSpec,
+    VsRole,
     VsSpec,
 )
 from fulcrum.se.haproxy import HAProxyProcess
@@ -198,10 +202,71 @@ EDGE = (
     API,
 )
 
+# Scale-out: the primary of one VS (a peer draining), the secondary of another, a warm standby.
+SCALED_PRIMARY = VsSpec(
+    uuid="virtualservice-shop",
+    name="shop",
+    tenant_uuid="tenant-a",
+    vips=("10.0.0.50", "fd00::50"),
+    listeners=(
+        ListenerSpec(port=80),
+        ListenerSpec(port=443, tls=True),
+        ListenerSpec(port=8000, port_range_end=8002),
+    ),
+    app_type=AppType.HTTP,
+    pool=PoolSpec(
+        uuid="pool-shop", name="shop", algorithm=Algorithm.ROUND_ROBIN, servers=(srv("10.6.0.1", 8080),)
+    ),
+    certificates=(CertificateSpec(uuid="cert-a", name="a", certificate_pem=FAKE_CERT, key_pem=FAKE_KEY),),
+    role=VsRole.PRIMARY,
+    scaleout=ScaleOutSpec(
+        worker_address="10.8.0.1",
+        worker_port_offset=20000,
+        peers=(
+            ScaleOutPeer(se_uuid="se-1", address="10.8.0.1"),
+            ScaleOutPeer(se_uuid="se-2", address="10.8.0.2", state=PeerState.DRAIN),
+        ),
+    ),
+)
+
+SCALED_SECONDARY = VsSpec(
+    uuid="virtualservice-queue",
+    name="queue",
+    tenant_uuid="tenant-a",
+    vips=("10.0.0.51",),
+    listeners=(ListenerSpec(port=5000, port_range_end=5010),),
+    app_type=AppType.L4,
+    pool=PoolSpec(
+        uuid="pool-queue", name="queue", algorithm=Algorithm.ROUND_ROBIN, servers=(srv("10.7.0.1", 5672),)
+    ),
+    role=VsRole.SECONDARY,
+    scaleout=ScaleOutSpec(worker_address="fd00::8:1", worker_port_offset=10000),
+)
+
+STANDBY = VsSpec(
+    uuid="virtualservice-spare",
+    name="spare",
+    tenant_uuid="tenant-a",
+    vips=("10.0.0.52",),
+    listeners=(ListenerSpec(port=80),),
+    app_type=AppType.HTTP,
+    pool=PoolSpec(
+        uuid="pool-spare",
+        name="spare",
+        algorithm=Algorithm.ROUND_ROBIN,
+        servers=(srv("10.7.0.2", 80),),
+        monitors=(HTTP_MONITOR,),
+    ),
+    role=VsRole.STANDBY,
+)
+
 EXAMPLES = {
     "web": SeConfig(se_uuid="se-1", version=7, virtualservices=(WEB,)),
     "tcp": SeConfig(se_uuid="se-1", version=8, virtualservices=(TCP, SSL)),
     "edge": SeConfig(se_uuid="se-1", version=9, virtualservices=EDGE),
+    "scaleout": SeConfig(
+        se_uuid="se-1", version=10, virtualservices=(SCALED_PRIMARY, SCALED_SECONDARY, STANDBY)
+    ),
 }
 
 PREAMBLE = """\
@@ -348,6 +413,71 @@ backend be_virtualservice-api from fulcrum_http
 """
 
 
+# Scale-out: the primary's worker binds the worker address (ports + offset, PROXY protocol only) and its
+# distributor binds the VIPs; the secondary only has a worker; the standby only a warm backend.
+EXPECTED_SCALEOUT = """\
+frontend fe_virtualservice-shop from fulcrum_http
+    mode http
+    description "virtual service shop (virtualservice-shop)"
+    bind 10.8.0.1:20080 accept-proxy
+    bind 10.8.0.1:20443 accept-proxy ssl crt-list /run/fulcrum/se-1/certs/fe_virtualservice-shop-995f2ea324c0.crtlist ssl-min-ver TLSv1.2 alpn http/1.1
+    bind 10.8.0.1:28000-28002 accept-proxy
+    timeout http-request 10000ms
+    timeout http-keep-alive 30000ms
+    option forwardfor header X-Forwarded-For
+    default_backend be_virtualservice-shop
+
+frontend fd_virtualservice-shop from fulcrum_tcp
+    mode tcp
+    description "distributor of virtual service shop (virtualservice-shop)"
+    bind 10.0.0.50:80
+    bind 10.0.0.50:443
+    bind 10.0.0.50:8000-8002
+    bind [fd00::50]:80
+    bind [fd00::50]:443
+    bind [fd00::50]:8000-8002
+    default_backend bd_virtualservice-shop
+
+frontend fe_virtualservice-queue from fulcrum_tcp
+    mode tcp
+    description "virtual service queue (virtualservice-queue)"
+    bind [fd00::8:1]:15000-15010 accept-proxy
+    default_backend be_virtualservice-queue
+
+backend be_virtualservice-shop from fulcrum_http
+    mode http
+    description "pool shop (pool-shop)"
+    balance roundrobin
+    http-reuse safe
+    server 10.6.0.1_8080 10.6.0.1:8080 id 617387946 weight 1
+
+backend bd_virtualservice-shop from fulcrum_tcp
+    mode tcp
+    description "scale-out peers of virtual service shop (virtualservice-shop)"
+    balance roundrobin
+    timeout check 1s
+    server se_se-1 10.8.0.1:+20000 id 730577265 weight 1 send-proxy-v2 check check-send-proxy inter 1s fall 2 rise 1 port 20080
+    server se_se-2 10.8.0.2:+20000 id 264547019 weight 1 send-proxy-v2 check check-send-proxy inter 1s fall 2 rise 1 port 20080 disabled
+
+backend be_virtualservice-queue from fulcrum_tcp
+    mode tcp
+    description "pool queue (pool-queue)"
+    balance roundrobin
+    server 10.7.0.1_5672 10.7.0.1:5672 id 417618716 weight 1
+
+backend be_virtualservice-spare from fulcrum_http
+    mode http
+    description "pool spare (pool-spare)"
+    balance roundrobin
+    http-reuse safe
+    option httpchk
+    http-check send meth GET uri /healthz ver HTTP/1.1 hdr Host www.example.com
+    http-check expect rstatus ^2
+    timeout check 2s
+    server 10.7.0.2_80 10.7.0.2:80 id 285546608 weight 1 check inter 5s fall 3 rise 2
+"""  # noqa: E501
+
+
 def header(version: int) -> str:
     return (
         f"# HAProxy configuration of Service Engine se-1, config version {version}.\n"
@@ -356,7 +486,13 @@ def header(version: int) -> str:
 
 
 @pytest.mark.parametrize(
-    ("example", "expected"), [("web", EXPECTED_WEB), ("tcp", EXPECTED_TCP), ("edge", EXPECTED_EDGE)]
+    ("example", "expected"),
+    [
+        ("web", EXPECTED_WEB),
+        ("tcp", EXPECTED_TCP),
+        ("edge", EXPECTED_EDGE),
+        ("scaleout", EXPECTED_SCALEOUT),
+    ],
 )
 def test_examples_render_to_the_expected_text(example: str, expected: str) -> None:
     config = EXAMPLES[example]
@@ -378,12 +514,36 @@ def test_certificates_become_private_content_addressed_files_listed_in_order() -
     assert other[0]["path"] != pem_a["path"]  # a new key never overwrites a file in use
 
 
-def test_add_server_arguments_are_the_config_line_arguments() -> None:
-    view = build_view(EXAMPLES["tcp"], PATHS)
-    backend = view["backends"][0]
+@pytest.mark.parametrize(("example", "backend_index"), [("tcp", 0), ("scaleout", 1)])
+def test_add_server_arguments_are_the_config_line_arguments(example: str, backend_index: int) -> None:
+    view = build_view(EXAMPLES[example], PATHS)
+    backend = view["backends"][backend_index]
     server = backend["servers"][0]
     line = f"    server {server['name']} {server['address']} {server_arguments(backend, server)}\n"
     assert line in render(view)
+
+
+def test_views_mark_what_each_frontend_and_backend_is_for() -> None:
+    view = build_view(EXAMPLES["scaleout"], PATHS)
+    assert [(f["name"], f["kind"]) for f in view["frontends"]] == [
+        ("fe_virtualservice-shop", "worker"),
+        ("fd_virtualservice-shop", "distributor"),
+        ("fe_virtualservice-queue", "worker"),
+    ]
+    assert [(b["name"], b["kind"], b["pool_uuid"]) for b in view["backends"]] == [
+        ("be_virtualservice-shop", "pool", "pool-shop"),
+        ("bd_virtualservice-shop", "distributor", None),
+        ("be_virtualservice-queue", "pool", "pool-queue"),
+        ("be_virtualservice-spare", "pool", "pool-spare"),
+    ]
+    assert {f["kind"] for f in build_view(EXAMPLES["web"], PATHS)["frontends"]} == {"direct"}
+
+
+def test_a_standby_binds_nothing_even_when_the_vs_is_scaled_out() -> None:
+    standby = SCALED_PRIMARY.model_copy(update={"role": VsRole.STANDBY})
+    view = build_view(SeConfig(se_uuid="se-1", version=1, virtualservices=(standby,)), PATHS)
+    assert view["frontends"] == []
+    assert [b["name"] for b in view["backends"]] == ["be_virtualservice-shop"]
 
 
 # --- names ----------------------------------------------------------------------------------------
@@ -541,6 +701,16 @@ def _with_vs(**changes: object) -> SeConfig:
     return SeConfig(se_uuid="se-1", version=1, virtualservices=(WEB.model_copy(update=changes),))
 
 
+def _scaleout(
+    offset: int = 20000, worker_address: str = "10.8.0.1", peers: tuple[tuple[str, str], ...] = ()
+) -> ScaleOutSpec:
+    return ScaleOutSpec(
+        worker_address=worker_address,
+        worker_port_offset=offset,
+        peers=tuple(ScaleOutPeer(se_uuid=uuid, address=address) for uuid, address in peers),
+    )
+
+
 def _with_monitor(**changes: object) -> SeConfig:
     return _with_pool(monitors=(HTTP_MONITOR.model_copy(update=changes),))
 
@@ -570,6 +740,26 @@ def _with_monitor(**changes: object) -> SeConfig:
             _with_pool(servers=(ServerSpec(id="s", ip="backend.example", port=80, weight=1),)),
             "not an IP address",
         ),
+        (_with_vs(role=VsRole.SECONDARY), "a SECONDARY needs a scaleout spec"),
+        (
+            _with_vs(listeners=(ListenerSpec(port=60000),), scaleout=_scaleout(offset=6000)),
+            "ports 60000-60000 + worker_port_offset 6000 leave 1..65535",
+        ),
+        (
+            _with_vs(listeners=(ListenerSpec(port=80),), scaleout=_scaleout(offset=-100)),
+            "ports 80-80 + worker_port_offset -100 leave 1..65535",
+        ),
+        (
+            _with_vs(
+                listeners=(ListenerSpec(port=50000, port_range_end=60000),),
+                role=VsRole.SECONDARY,
+                scaleout=_scaleout(offset=6000),
+            ),
+            "ports 50000-60000 + worker_port_offset 6000 leave 1..65535",
+        ),
+        (_with_vs(scaleout=_scaleout(worker_address="10.8.0.1 ssl crt /etc/shadow")), "worker_address"),
+        (_with_vs(scaleout=_scaleout(peers=(("se-1", "10.8.0.1"), ("se-1", "10.8.0.2")))), "not unique"),
+        (_with_vs(scaleout=_scaleout(peers=(("se-1", "10.8.0.1:80 backup"),))), "peer 'se-1' address"),
     ],
 )
 def test_unsafe_values_are_refused_with_a_message_naming_them(config: SeConfig, complaint: str) -> None:

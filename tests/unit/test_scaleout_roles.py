@@ -57,11 +57,11 @@ def test_the_old_primary_keeps_the_vip_until_the_new_one_binds_it() -> None:
     placements = [p("b", Role.PRIMARY), p("a", Role.DRAINING)]
     during = vs_renders(SPEC, placements, ADDRESSES, 20000, {"a"}, {"a", "b"})
     assert summary(during) == {
-        "b": ("PRIMARY", (("b", "READY"), ("a", "DRAIN"))),
-        "a": ("PRIMARY", (("b", "READY"), ("a", "DRAIN"))),
+        "b": ("PRIMARY", (("b", "READY"), ("a", "READY"))),
+        "a": ("PRIMARY", (("b", "READY"), ("a", "READY"))),
     }
     after = vs_renders(SPEC, placements, ADDRESSES, 20000, {"a", "b"}, {"a", "b"})
-    assert summary(after)["a"] == ("SECONDARY", ())
+    assert summary(after) == {"b": ("PRIMARY", (("b", "READY"), ("a", "DRAIN"))), "a": ("SECONDARY", ())}
     # A dead old primary holds nothing.
     dead = vs_renders(SPEC, placements, ADDRESSES, 20000, {"a"}, {"b"})
     assert summary(dead)["a"] == ("SECONDARY", ())
@@ -91,6 +91,9 @@ def test_offsets_avoid_taken_ports_and_overflow() -> None:
     assert allocate_offset(ports, set()) == 20000
     assert allocate_offset(ports, {20080}) == 20001
     assert not offset_fits(65100, ports, set())
-    assert allocate_offset({65535}, set()) is None
+    assert not offset_fits(0, ports, set())
+    assert allocate_offset({50000}, set()) == -20000  # high listener ports shift down
+    assert allocate_offset({50000}, {30000}) == -20001
+    assert allocate_offset({1024, 65535}, set()) is None  # no shift keeps both in 1024..65535
     ranged = SPEC.model_copy(update={"listeners": (wire.ListenerSpec(port=8000, port_range_end=8002),)})
     assert listener_ports(ranged) == {8000, 8001, 8002}

@@ -14,11 +14,15 @@ from fulcrum.protocol.se import (
     ListenerSpec,
     MonitorSpec,
     MonitorType,
+    PeerState,
     PersistenceKind,
     PersistenceSpec,
     PoolSpec,
+    ScaleOutPeer,
+    ScaleOutSpec,
     SeConfig,
     ServerSpec,
+    VsRole,
     VsSpec,
 )
 from fulcrum.se.haproxy import parse_show_proc
@@ -55,6 +59,17 @@ VS = VsSpec(
 )
 COOKIE = PersistenceSpec(kind=PersistenceKind.HTTP_COOKIE)
 BE = "be_vs-1"
+BD = "bd_vs-1"  # the scale-out distributor's backend
+
+
+def peer(uuid: str, state: PeerState = PeerState.READY, address: str | None = None) -> ScaleOutPeer:
+    """Scale-out peer `se-<n>`, by default at 10.8.0.<n>."""
+    return ScaleOutPeer(se_uuid=uuid, address=address or f"10.8.0.{uuid[3:]}", state=state)
+
+
+def scaled(*peers: ScaleOutPeer, offset: int = 20000, role: VsRole = VsRole.PRIMARY) -> VsSpec:
+    scaleout = ScaleOutSpec(worker_address="10.8.0.1", worker_port_offset=offset, peers=peers)
+    return VS.model_copy(update={"role": role, "scaleout": scaleout})
 
 
 def view_of(*virtualservices: VsSpec) -> View:
@@ -102,6 +117,35 @@ RELOAD_CASES: list[tuple[str, tuple[VsSpec, ...], tuple[VsSpec, ...], str | None
     ("a listener", (VS,), (VS.model_copy(update={"listeners": (ListenerSpec(port=81),)}),), "frontends"),
     ("HTTP settings", (VS,), (VS.model_copy(update={"http": HttpSettings(hsts=True)}),), "frontends"),
     ("a pool attached", (VS.model_copy(update={"pool": None}),), (VS,), "frontends changed"),
+    ("a peer added", (scaled(peer("se-1")),), (scaled(peer("se-1"), peer("se-2")),), None),
+    ("a peer removed", (scaled(peer("se-1"), peer("se-2")),), (scaled(peer("se-1")),), None),
+    (
+        "a peer drained",
+        (scaled(peer("se-1"), peer("se-2")),),
+        (scaled(peer("se-1"), peer("se-2", PeerState.DRAIN)),),
+        None,
+    ),
+    (
+        "a peer's address",
+        (scaled(peer("se-1")),),
+        (scaled(peer("se-1", address="10.8.9.9")),),
+        "server bd_vs-1/se_se-1 changed",
+    ),
+    (
+        "the worker port offset",
+        (scaled(peer("se-1")),),
+        (scaled(peer("se-1"), offset=30000),),
+        "frontends",
+    ),
+    ("scaled out", (VS,), (scaled(peer("se-1")),), "frontends changed"),
+    ("back to direct", (scaled(peer("se-1")),), (VS,), "frontends changed"),
+    (
+        "primary to secondary",
+        (scaled(peer("se-1")),),
+        (scaled(role=VsRole.SECONDARY),),
+        "frontends changed",
+    ),
+    ("to standby", (VS,), (VS.model_copy(update={"role": VsRole.STANDBY}),), "frontends changed"),
 ]
 
 
@@ -134,6 +178,10 @@ def test_nothing_applied_yet_means_reload() -> None:
 
 def observed(name: str, flags: int = 0, weight: int = 1) -> ObservedServer:
     return ObservedServer(backend=BE, name=name, admin_flags=flags, user_weight=weight)
+
+
+def peer_seen(name: str, flags: int = 0) -> ObservedServer:
+    return ObservedServer(backend=BD, name=name, admin_flags=flags, user_weight=1)
 
 
 @pytest.mark.parametrize(
@@ -191,6 +239,36 @@ def test_convergence_drains_or_stops_disabled_servers(
     view = view_of(with_pool(servers=servers, graceful_disable_timeout_s=graceful_s))
     plan = plan_convergence(view, {BE}, [observed("10.0.0.1_80"), observed("10.0.0.2_80", seen_flags)])
     assert plan.ops == expected
+
+
+def test_convergence_adds_a_scale_out_peer_with_the_proxy_protocol_and_a_port_offset() -> None:
+    view = view_of(scaled(peer("se-1"), peer("se-2")))
+    distributor = view["backends"][1]
+    new_peer = distributor["servers"][1]
+
+    plan = plan_convergence(
+        view, {BE, BD}, [observed("10.0.0.1_80"), observed("10.0.0.2_80"), peer_seen("se_se-1")]
+    )
+
+    arguments = server_arguments(distributor, new_peer)
+    assert plan.ops == (
+        AddServer(BD, "se_se-2", "10.8.0.2:+20000", arguments),
+        EnableHealth(BD, "se_se-2"),
+        SetState(BD, "se_se-2", AdminState.READY),
+    )
+    # Checked on the first worker port, with the PROXY header the worker insists on.
+    assert arguments.endswith(
+        "weight 1 send-proxy-v2 check check-send-proxy inter 1s fall 2 rise 1 port 20080"
+    )
+
+
+def test_convergence_drains_and_removes_scale_out_peers() -> None:
+    seen = [observed("10.0.0.1_80"), observed("10.0.0.2_80"), peer_seen("se_se-1"), peer_seen("se_se-2")]
+    drained = plan_convergence(view_of(scaled(peer("se-1"), peer("se-2", PeerState.DRAIN))), {BE, BD}, seen)
+    removed = plan_convergence(view_of(scaled(peer("se-1"))), {BE, BD}, seen)
+
+    assert drained.ops == (SetState(BD, "se_se-2", AdminState.DRAIN),)
+    assert removed.ops == (DeleteServer(BD, "se_se-2"),)
 
 
 def test_convergence_restores_weights_and_reports_missing_backends() -> None:
@@ -252,3 +330,10 @@ def test_show_stat_csv_is_parsed_by_column_name() -> None:
         ("be_a", "s1", "UP"),
         ("be_a", "s2", "DRAIN"),
     ]
+
+
+def test_a_negative_port_offset_is_rendered_with_its_sign() -> None:
+    """High listener ports shift down (the controller picks -20000 when +20000 would pass 65535)."""
+    high = scaled(peer("se-1"), offset=-20000).model_copy(update={"listeners": (ListenerSpec(port=50000),)})
+    server = view_of(high)["backends"][1]["servers"][0]
+    assert (server["address"], server["check_port"]) == ("10.8.0.1:-20000", 30000)

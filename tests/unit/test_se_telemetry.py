@@ -10,16 +10,20 @@ from fulcrum.protocol.se import (
     Algorithm,
     AppType,
     ListenerSpec,
+    PeerHealth,
     PoolSpec,
+    ScaleOutPeer,
+    ScaleOutSpec,
     SeConfig,
     ServerHealth,
     ServerSpec,
     ServerState,
     VsCounters,
+    VsRole,
     VsSpec,
 )
 from fulcrum.se.render import RuntimePaths, build_view
-from fulcrum.se.telemetry import health_of, server_states, vs_counters
+from fulcrum.se.telemetry import health_of, peer_states, server_states, vs_counters
 
 A = ServerSpec(id="10.0.0.1:80", ip="10.0.0.1", port=80, weight=1)
 B = ServerSpec(id="[fd00::2]:80", ip="fd00::2", port=80, weight=1)
@@ -131,4 +135,53 @@ def test_counters_come_from_each_virtual_services_frontend() -> None:
             http_responses_4xx=1,
             http_responses_5xx=1,
         )
+    ]
+
+
+def test_a_scaled_out_vs_reports_pool_servers_and_worker_counters_only() -> None:
+    scaleout = ScaleOutSpec(
+        worker_address="10.8.0.1",
+        worker_port_offset=20000,
+        peers=(
+            ScaleOutPeer(se_uuid="se-1", address="10.8.0.1"),
+            ScaleOutPeer(se_uuid="se-2", address="10.8.0.2"),
+        ),
+    )
+    primary = vs("vs-1").model_copy(update={"scaleout": scaleout})
+    warm_pool = POOL.model_copy(update={"uuid": "pool-2", "servers": (A,)})
+    standby = vs("vs-2").model_copy(update={"role": VsRole.STANDBY, "pool": warm_pool})
+    view = build_view(
+        SeConfig(se_uuid="se-1", version=1, virtualservices=(primary, standby)), RuntimePaths(Path("/run/se"))
+    )
+    rows = [
+        {"pxname": "fd_vs-1", "svname": "FRONTEND", "scur": "9", "stot": "90"},  # the distributor
+        {
+            "pxname": "fe_vs-1",
+            "svname": "FRONTEND",
+            "scur": "4",
+            "stot": "45",
+            "hrsp_2xx": "40",
+        },  # the worker
+        {"pxname": "bd_vs-1", "svname": "se_se-1", "status": "UP", "scur": "5"},
+        {"pxname": "bd_vs-1", "svname": "se_se-2", "status": "DOWN", "scur": "4"},
+        {"pxname": "be_vs-1", "svname": "10.0.0.1_80", "status": "UP", "scur": "4"},
+        {"pxname": "be_vs-2", "svname": "10.0.0.1_80", "status": "DOWN", "scur": "0"},
+    ]
+
+    states = server_states(view, rows)
+    counters = vs_counters(view, rows)
+
+    assert {(s.pool_uuid, s.server_id, s.health) for s in states} == {
+        ("pool-1", "10.0.0.1:80", ServerHealth.UP),
+        ("pool-1", "[fd00::2]:80", ServerHealth.UNKNOWN),
+        ("pool-2", "10.0.0.1:80", ServerHealth.DOWN),  # a standby's servers are checked and reported
+    }
+    assert counters == [
+        VsCounters(vs_uuid="vs-1", current_sessions=4, total_sessions=45, http_responses_2xx=40)
+    ]  # the standby binds nothing, so it counts nothing
+    # The distributor's view of its peers goes to the controller, which admits a secondary only when
+    # the primary sees its worker up.
+    assert peer_states(view, rows) == [
+        PeerHealth(vs_uuid="vs-1", se_uuid="se-1", health=ServerHealth.UP),
+        PeerHealth(vs_uuid="vs-1", se_uuid="se-2", health=ServerHealth.DOWN),
     ]

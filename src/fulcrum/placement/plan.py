@@ -285,8 +285,9 @@ def _place_elastic(
 def _keep_buffer(planner: _Planner, policy: GroupPolicy) -> None:
     """Keep spare room worth `buffer_se` SEs; empty SEs beyond that are idle (to be given back)."""
     cap = policy.capacity
-    target = policy.buffer_se * cap
     group = planner.in_group(policy)
+    # A group that hosts nothing keeps nothing running: the buffer protects VSs, not an empty group.
+    target = policy.buffer_se * cap if any(s.hosted for s in group) else 0
     spare = sum(cap - len(s.hosted) for s in group if len(s.hosted) < cap)
     while spare < target and planner.can_create(policy):
         planner.create(policy, None)

@@ -152,7 +152,7 @@ class ScaleOutSpec(_Wire):
     over `peers` (itself included) and sends the client address with PROXY protocol v2."""
 
     worker_address: str
-    worker_port_offset: int = Field(ge=1, le=64511)
+    worker_port_offset: int = Field(ge=-64511, le=64511, description="added to each listener port; not 0")
     peers: tuple[ScaleOutPeer, ...] = ()  # the primary's list; empty on secondaries
 
 
@@ -242,6 +242,14 @@ class VsCounters(_Wire):
     http_responses_5xx: int = 0
 
 
+class PeerHealth(_Wire):
+    """How a scaled-out VS's primary sees one peer's worker (its distributor's health check)."""
+
+    vs_uuid: str
+    se_uuid: str
+    health: ServerHealth
+
+
 class Heartbeat(_Wire):
     sequence: int
     applied_version: int
@@ -251,6 +259,7 @@ class Heartbeat(_Wire):
     haproxy_pid: int | None = None
     servers: tuple[ServerState, ...] = ()
     counters: tuple[VsCounters, ...] = ()
+    peers: tuple[PeerHealth, ...] = ()
 
 
 class HeartbeatResponse(_Wire):

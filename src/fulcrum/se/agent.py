@@ -153,7 +153,7 @@ class Agent:
             config = self._applied
             version = self._applied_version
         self._sequence += 1
-        servers, counters = self.driver.telemetry(config) if config else ([], [])
+        servers, counters, peers = self.driver.telemetry(config) if config else ([], [], [])
         engine = self.driver.engine_pid()
         cpu, rss = self._process.cpu_percent(None), self._process.memory_info().rss
         if engine is not None:
@@ -172,6 +172,7 @@ class Agent:
             haproxy_pid=engine,
             servers=tuple(servers),
             counters=tuple(counters),
+            peers=tuple(peers),
         )
 
     def heartbeat_loop(self) -> None:

@@ -40,13 +40,20 @@ class HAProxyDriver:
             error=result.error,
         )
 
-    def telemetry(self, config: wire.SeConfig) -> tuple[list[wire.ServerState], list[wire.VsCounters]]:
-        """Server health and VS counters from one `show stat` (the worker pauses briefly to dump it)."""
+    def telemetry(
+        self, config: wire.SeConfig
+    ) -> tuple[list[wire.ServerState], list[wire.VsCounters], list[wire.PeerHealth]]:
+        """Server health, VS counters and scale-out peer health from one `show stat` (the worker pauses
+        briefly to dump it)."""
         view = self.applier.applied_view
         if view is None:
-            return [], []
+            return [], [], []
         rows = self.applier.read_stats()
-        return telemetry.server_states(view, rows), telemetry.vs_counters(view, rows)
+        return (
+            telemetry.server_states(view, rows),
+            telemetry.vs_counters(view, rows),
+            telemetry.peer_states(view, rows),
+        )
 
     def engine_pid(self) -> int | None:
         return self.process.master_pid

@@ -1,15 +1,20 @@
 """Turns HAProxy's `show stat` rows into the heartbeat's server health and virtual-service counters.
 
 The applied view maps HAProxy names back to the controller's ids: a backend to its virtual service and
-pool, a server name to the pool's server id, a frontend to its virtual service.
+pool, a server name to the pool's server id, a frontend to its virtual service. Only pool backends
+report servers, and only the frontend doing a VS's work (direct or scale-out worker) reports its
+counters: a scale-out distributor's peers are not pool servers, and its connections are counted again
+by the worker that serves them (so a drained secondary's `current_sessions` says when it is empty).
 """
 
 from __future__ import annotations
 
-from fulcrum.protocol.se import ServerHealth, ServerState, VsCounters
+from fulcrum.protocol.se import PeerHealth, ServerHealth, ServerState, VsCounters
 from fulcrum.se.render.view import View
 
 StatRow = dict[str, str]
+
+_COUNTED_FRONTENDS = ("direct", "worker")  # not "distributor"
 
 
 def health_of(status: str) -> ServerHealth:
@@ -44,6 +49,8 @@ def server_states(view: View, rows: list[StatRow]) -> list[ServerState]:
     by_name = {(row["pxname"], row["svname"]): row for row in rows}
     states: dict[tuple[str, str], ServerState] = {}
     for backend in view["backends"]:
+        if backend["kind"] != "pool":
+            continue
         for server in backend["servers"]:
             key = (backend["pool_uuid"], server["server_id"])
             row = by_name.get((backend["name"], server["name"]))
@@ -62,11 +69,27 @@ def server_states(view: View, rows: list[StatRow]) -> list[ServerState]:
     return list(states.values())
 
 
+def peer_states(view: View, rows: list[StatRow]) -> list[PeerHealth]:
+    """The health of each scale-out peer as this SE's distributors see it (primaries only)."""
+    by_name = {(row["pxname"], row["svname"]): row for row in rows}
+    states = []
+    for backend in view["backends"]:
+        if backend["kind"] != "distributor":
+            continue
+        for server in backend["servers"]:
+            row = by_name.get((backend["name"], server["name"]))
+            health = health_of(row.get("status", "")) if row else ServerHealth.UNKNOWN
+            states.append(PeerHealth(vs_uuid=backend["vs_uuid"], se_uuid=server["server_id"], health=health))
+    return states
+
+
 def vs_counters(view: View, rows: list[StatRow]) -> list[VsCounters]:
     """Counters of each rendered virtual service, from its frontend's row (since HAProxy started)."""
     frontends = {row["pxname"]: row for row in rows if row.get("svname") == "FRONTEND"}
     counters = []
     for frontend in view["frontends"]:
+        if frontend["kind"] not in _COUNTED_FRONTENDS:
+            continue
         row = frontends.get(frontend["name"])
         if row is None:
             continue

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import json
+import logging
 import os
 import shutil
 import signal
@@ -32,6 +33,25 @@ LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128")
 # Each local SE gets its own data address from this loopback range (VIPs may not use it).
 SE_DATA_NETWORK = ipaddress.ip_network("127.254.0.0/16")
 STOP_GRACE_S = 5.0
+
+
+log = logging.getLogger("fulcrum.cloud.local")
+MIGRATE_REQ = Path("/proc/sys/net/ipv4/tcp_migrate_req")
+
+
+def warn_without_request_migration() -> None:
+    """VIP handover between two local SEs relies on SO_REUSEPORT: both bind the VIP for a moment, then
+    the old one closes its listener. Without request migration, connections the kernel had queued on
+    that listener are reset instead of moving to the new SE's listener."""
+    try:
+        if MIGRATE_REQ.read_text().strip() == "0":
+            log.warning(
+                "net.ipv4.tcp_migrate_req is 0: a VIP handover (migrate, scale-in, switchover) may reset "
+                "connections that arrive at the very moment of the handover; `sysctl -w "
+                "net.ipv4.tcp_migrate_req=1` avoids it"
+            )
+    except OSError:
+        pass  # not Linux, or a kernel older than 5.14
 
 
 class LocalCloudError(RuntimeError):
@@ -73,6 +93,7 @@ class LocalCloud:
         self._python = python
         self._lock = threading.Lock()
         self._children: dict[str, subprocess.Popen[bytes]] = {}
+        warn_without_request_migration()
 
     # --- records ----------------------------------------------------------------------------------
 

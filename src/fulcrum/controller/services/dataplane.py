@@ -48,6 +48,7 @@ from fulcrum.protocol import se as wire
 log = logging.getLogger("fulcrum.dataplane")
 
 STARTUP_GRACE_S = 60.0  # an SE that has not heartbeated this long after creation failed to start
+QUIET_AFTER_BEATS = 1.5  # an SE whose last heartbeat is older than this many intervals missed one
 DRAIN_MIN_S = 0.5  # a drain lasts at least this long, so the primary's `drain` has taken effect
 CONFIG_TYPES = (
     "cloud",
@@ -126,6 +127,7 @@ class _Memory:
     ha_ok: dict[str, bool] = field(default_factory=dict)
     ops: dict[str, _Op] = field(default_factory=dict)
     breaker_open: bool = False
+    peer_health: dict[str, dict[str, str]] = field(default_factory=dict)  # vs -> se -> as its primary sees it
 
 
 def encode_role(p: Placement) -> str:
@@ -239,6 +241,7 @@ class DataPlane:
         reasons: dict[str, str] = {}
         silent: list[StoredObject] = []
         silent_uuids: set[str] = set()
+        quiet = 0
         for se in world.of_type("serviceengine"):
             group = world.group_of(se)
             cloud = world.ref(se.data["cloud_ref"])
@@ -252,6 +255,9 @@ class DataPlane:
                 status[se.uuid], reasons[se.uuid] = SeStatus.DOWN, "the SE's processes are gone"
             elif state is not None and state.last_heartbeat is not None:
                 age = now - state.last_heartbeat
+                # Quiet: missed at least one heartbeat. SEs that go silent together cross the miss
+                # limit up to one interval apart; counting the quiet ones sees them together.
+                quiet += age > interval * QUIET_AFTER_BEATS
                 if age <= interval * misses:
                     status[se.uuid] = SeStatus.UP
                 else:
@@ -264,10 +270,11 @@ class DataPlane:
                 status[se.uuid], reasons[se.uuid] = SeStatus.PENDING, "starting"
         established = len(silent) + sum(1 for s in status.values() if s == SeStatus.UP)
         breaker = (
-            len(silent) >= self._settings.breaker_min_ses
-            and len(silent) > self._settings.breaker_share * established
+            bool(silent)
+            and quiet >= self._settings.breaker_min_ses
+            and quiet > self._settings.breaker_share * established
         )
-        self._breaker_transition(world, breaker, len(silent), established)
+        self._breaker_transition(world, breaker, quiet, established)
         for se in silent:
             status[se.uuid] = SeStatus.PENDING if breaker else SeStatus.DOWN
         for se in world.of_type("serviceengine"):
@@ -709,7 +716,11 @@ class DataPlane:
         status: dict[str, SeStatus],
         runtime: dict[str, SeRuntime],
     ) -> None:
-        """VS_SE_HA_COMPROMISED / VS_SE_HA_ACTIVE transitions, and completion of actions in progress."""
+        """VS_SE_HA_COMPROMISED / VS_SE_HA_ACTIVE transitions, and completion of actions in progress.
+
+        An SE counts for a VS when it is up and has applied its config, and, for a secondary of a
+        scaled-out VS, when the primary's distributor sees its worker up."""
+        self._memory.peer_health = self._peer_health(placements, runtime)
         pending_groups = {
             refs.uuid_of(se.data["se_group_ref"])
             for se in world.of_type("serviceengine")
@@ -722,10 +733,8 @@ class DataPlane:
             if not ps:
                 reason = reason or "not placed"
             for p in ps:
-                if not reason and not (
-                    status.get(p.se_uuid) == SeStatus.UP and in_sync(runtime.get(p.se_uuid))
-                ):
-                    reason = f"SE {p.se_uuid} is not up yet"
+                if not reason and not self._ready(vs.uuid, p, ps, status, runtime):
+                    reason = f"SE {p.se_uuid} is not serving yet"
             if not reason and group is not None and group.uuid in pending_groups:
                 reason = "a buffer or replacement SE of its group is being created"
             ok = not reason
@@ -736,17 +745,52 @@ class DataPlane:
             elif before is False and ok:
                 self._event("VS_SE_HA_ACTIVE", vs, {"ses": len(ps)})
             op = self._memory.ops.get(vs.uuid)
-            if op is not None and self._op_done(op, ps, status, runtime):
+            if op is not None and self._op_done(op, vs.uuid, ps, status, runtime):
                 del self._memory.ops[vs.uuid]
                 self._event(op.kind, vs, op.details)
         for gone in set(self._memory.ha_ok) - {vs.uuid for vs in world.of_type("virtualservice")}:
             del self._memory.ha_ok[gone]
             self._memory.ops.pop(gone, None)
 
-    def _op_done(
-        self, op: _Op, ps: list[Placement], status: dict[str, SeStatus], runtime: dict[str, SeRuntime]
+    @staticmethod
+    def _peer_health(
+        placements: dict[str, list[Placement]], runtime: dict[str, SeRuntime]
+    ) -> dict[str, dict[str, str]]:
+        seen: dict[str, dict[str, str]] = {}
+        for vs_uuid, ps in placements.items():
+            primary = next((p.se_uuid for p in ps if p.role == Role.PRIMARY), None)
+            state = runtime.get(primary) if primary else None
+            if state is not None and state.heartbeat is not None:
+                seen[vs_uuid] = {
+                    peer.se_uuid: peer.health.value
+                    for peer in state.heartbeat.peers
+                    if peer.vs_uuid == vs_uuid
+                }
+        return seen
+
+    def _ready(
+        self,
+        vs_uuid: str,
+        p: Placement,
+        ps: list[Placement],
+        status: dict[str, SeStatus],
+        runtime: dict[str, SeRuntime],
     ) -> bool:
-        ready = [p for p in ps if status.get(p.se_uuid) == SeStatus.UP and in_sync(runtime.get(p.se_uuid))]
+        if status.get(p.se_uuid) != SeStatus.UP or not in_sync(runtime.get(p.se_uuid)):
+            return False
+        if p.role == Role.SECONDARY and scaleout.is_scaled_out(ps):
+            return self._memory.peer_health.get(vs_uuid, {}).get(p.se_uuid) == "UP"
+        return True
+
+    def _op_done(
+        self,
+        op: _Op,
+        vs_uuid: str,
+        ps: list[Placement],
+        status: dict[str, SeStatus],
+        runtime: dict[str, SeRuntime],
+    ) -> bool:
+        ready = [p for p in ps if self._ready(vs_uuid, p, ps, status, runtime)]
         if op.new_primary is not None:
             primary = next((p.se_uuid for p in ps if p.role == Role.PRIMARY), None)
             return primary == op.new_primary and any(p.se_uuid == primary for p in ready)
@@ -983,6 +1027,8 @@ class DataPlane:
                     "se_uuid": p.se_uuid,
                     "role": p.role.value,
                     "oper_status": self._se_oper(p.se_uuid),
+                    # How the primary's distributor sees this SE (scaled-out VSs only).
+                    "distributor_health": self._memory.peer_health.get(vs_uuid, {}).get(p.se_uuid),
                 }
                 for p in self._memory.placements.get(vs_uuid, [])
             ],

@@ -8,7 +8,9 @@
 * **VIP handover.** When the primary moves while the previous one is alive (migration, scale-in of the
   primary, switchover), the previous primary keeps binding the VIP until the new one has applied a
   config that binds it, so the VIP is never unbound in between (on the local cloud two SEs may bind one
-  loopback VIP at once: HAProxy uses SO_REUSEPORT).
+  loopback VIP at once: HAProxy uses SO_REUSEPORT). Until then its own worker also stays ready, even
+  when it is being drained, so that connections refused by a worker that does not listen yet are
+  redispatched to one that does.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from fulcrum.protocol import se as wire
 
 WORKER_OFFSET_FIRST = 20000
 MAX_PORT = 65535
+MIN_WORKER_PORT = 1024
 
 
 def serving(placements: Iterable[Placement]) -> list[Placement]:
@@ -58,7 +61,11 @@ def vs_renders(
             wire.ScaleOutPeer(
                 se_uuid=p.se_uuid,
                 address=addresses[p.se_uuid] or "",
-                state=wire.PeerState.DRAIN if p.role == Role.DRAINING else wire.PeerState.READY,
+                # The previous primary keeps serving until the new primary has bound the VIP: the new
+                # one's worker may not listen yet, and a connection needs somewhere to be redispatched to.
+                state=wire.PeerState.DRAIN
+                if p.role == Role.DRAINING and p.se_uuid != holder
+                else wire.PeerState.READY,
             )
             for p in workers
         )
@@ -97,14 +104,18 @@ def listener_ports(spec: wire.VsSpec) -> set[int]:
 
 
 def offset_fits(offset: int, ports: set[int], taken: set[int]) -> bool:
-    return all(p + offset <= MAX_PORT and p + offset not in taken for p in ports)
+    return offset != 0 and all(
+        MIN_WORKER_PORT <= p + offset <= MAX_PORT and p + offset not in taken for p in ports
+    )
 
 
 def allocate_offset(ports: set[int], taken: set[int]) -> int | None:
-    """The smallest offset from WORKER_OFFSET_FIRST that maps `ports` onto ports nobody else uses."""
+    """An offset that maps `ports` onto unprivileged ports nobody else uses: +20000, +20001, ... for low
+    listener ports, -20000, -20001, ... for high ones."""
     if not ports:
         return None
-    for offset in range(WORKER_OFFSET_FIRST, MAX_PORT - max(ports) + 1):
-        if offset_fits(offset, ports, taken):
-            return offset
+    for step in range(MAX_PORT - WORKER_OFFSET_FIRST):
+        for offset in (WORKER_OFFSET_FIRST + step, -(WORKER_OFFSET_FIRST + step)):
+            if offset_fits(offset, ports, taken):
+                return offset
     return None

@@ -18,6 +18,20 @@ Decisions worth knowing:
   has a graceful disable timeout, otherwise to `maint` (see `server_state`).
 * Several health monitors on one pool are chained (each opens its own connection); the check timing
   (interval, rise, fall) is the first monitor's, the check timeout is the largest.
+* Roles (elastic HA): a STANDBY SE renders only the VS's backend (servers health-checked, warm) and
+  binds nothing, whatever `scaleout` says. A PRIMARY without `scaleout` binds the VIPs directly
+  (frontend kind "direct"); a SECONDARY without `scaleout` is an error.
+* Scale-out: every SE of the VS (primary or secondary) runs a "worker" frontend, named like a direct
+  one, that binds `worker_address` at each listener port plus `worker_port_offset` with `accept-proxy`
+  and does the HTTP/TLS work; the VIPs are not bound by it. The primary also binds the VIPs with a
+  "distributor": a TCP frontend and a roundrobin backend with one server per peer at
+  `<peer address>:+<offset>` (destination port + offset, so port ranges need one server line), sending
+  PROXY v2 so workers see the client address. Peers are health-checked with the PROXY header on the
+  first listener's worker port; a DRAIN peer is a `drain` server. Peers come and go through the
+  runtime API (HAProxy 2.6 accepts port offsets, `send-proxy-v2` and `check-send-proxy` on `add
+  server`). A connection refused by a dead peer is retried on another one (`retries` and `option
+  redispatch` of the fulcrum_tcp defaults). Frontends and backends carry a `kind` so telemetry reports
+  pool servers and VS counters (from the direct or worker frontend) only.
 """
 
 from __future__ import annotations
@@ -35,12 +49,16 @@ from fulcrum.protocol.se import (
     AppType,
     CertificateSpec,
     HttpSettings,
+    ListenerSpec,
     MonitorSpec,
     MonitorType,
+    PeerState,
     PersistenceKind,
     PoolSpec,
+    ScaleOutSpec,
     SeConfig,
     ServerSpec,
+    VsRole,
     VsSpec,
 )
 from fulcrum.se.render.quoting import display_text, is_printable, is_token, quote, quote_logformat
@@ -53,6 +71,10 @@ _SAFE_PATH = re.compile(r"/[A-Za-z0-9_./+@,=-]*")
 _HTTP_VERSIONS = ("HTTP/1.0", "HTTP/1.1")
 _MAX_NAME = 64
 HSTS_MAX_AGE_S = 31536000
+# Health checks of scale-out peers: a dead peer leaves the rotation within about two seconds.
+PEER_CHECK_INTERVAL_S = 1
+PEER_CHECK_FALL = 2
+PEER_CHECK_RISE = 1  # a peer that answers once takes connections at once
 
 
 class RenderError(ValueError):
@@ -144,6 +166,19 @@ def backend_name(vs_uuid: str) -> str:
     return safe_name(vs_uuid, "be_")
 
 
+def distributor_frontend_name(vs_uuid: str) -> str:
+    return safe_name(vs_uuid, "fd_")
+
+
+def distributor_backend_name(vs_uuid: str) -> str:
+    return safe_name(vs_uuid, "bd_")
+
+
+def peer_server_name(se_uuid: str) -> str:
+    """The distributor's server for the scale-out peer `se_uuid`."""
+    return safe_name(se_uuid, "se_")
+
+
 def server_name(server_id: str) -> str:
     """`10.0.0.1:80` -> `10.0.0.1_80`, `[fd00::1]:80` -> `fd00__1_80`; anything else gets a hash suffix."""
     if re.fullmatch(r"[0-9.]+:[0-9]+|\[[0-9A-Fa-f:.]+\]:[0-9]+", server_id):
@@ -189,6 +224,19 @@ def _port(value: int, what: str) -> int:
 
 def _address(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, ports: str) -> str:
     return f"[{ip.compressed}]:{ports}" if ip.version == 6 else f"{ip.compressed}:{ports}"
+
+
+def _listener_ports(listener: ListenerSpec, what: str, offset: int = 0) -> str:
+    """`port` or `first-last` of a listener, shifted by `offset` (a scale-out worker's ports)."""
+    first = _port(listener.port, what)
+    last = first
+    if listener.port_range_end is not None and listener.port_range_end != listener.port:
+        if listener.port_range_end < listener.port:
+            raise RenderError(f"{what}: port range {listener.port}-{listener.port_range_end}")
+        last = _port(listener.port_range_end, what)
+    if offset and not (first + offset >= 1 and last + offset <= 65535):
+        raise RenderError(f"{what}: ports {first}-{last} + worker_port_offset {offset} leave 1..65535")
+    return str(first + offset) if first == last else f"{first + offset}-{last + offset}"
 
 
 # --- HTTP strings ---------------------------------------------------------------------------------
@@ -334,6 +382,7 @@ def _server_view(
         "check": check is not None,
         "check_port": check_port if check is not None else None,
         "check_addr": check_addr if check is not None else None,
+        "send_proxy": False,
     }
 
 
@@ -362,6 +411,7 @@ def _backend_view(vs: VsSpec, pool: PoolSpec, mode: str, any_ipv6: bool, tuning:
     if len(set(names)) != len(names):
         raise RenderError(f"{what}: server ids are not unique")
     return {
+        "kind": "pool",
         "name": backend_name(vs.uuid),
         "vs_uuid": vs.uuid,
         "pool_uuid": pool.uuid,
@@ -407,9 +457,39 @@ def _pem_bundle(cert: CertificateSpec) -> str:
     return cert.certificate_pem.strip() + "\n" + cert.key_pem.strip() + "\n"
 
 
+def _http_view(vs: VsSpec, what: str) -> View:
+    settings = _http(vs)
+    return {
+        "xff_header": (
+            quote(_token(settings.xff_header, f"{what}: xff_header")) if settings.xff_enabled else None
+        ),
+        "x_forwarded_proto": settings.x_forwarded_proto,
+        "redirect_to_https": settings.redirect_to_https,
+        "hsts_max_age_s": HSTS_MAX_AGE_S if settings.hsts else None,
+        "request_timeout_ms": max(settings.request_timeout_ms, 1),
+        "keepalive_timeout_ms": max(settings.keepalive_timeout_ms, 1),
+    }
+
+
+def _bind(
+    address: str, crt_list: str | None = None, alpn: str | None = None, accept_proxy: bool = False
+) -> View:
+    return {"address": address, "crt_list": crt_list, "alpn": alpn, "accept_proxy": accept_proxy}
+
+
+def _vip_addresses(vs: VsSpec, what: str) -> list[tuple[str, ListenerSpec]]:
+    """Every VIP x listener as (bind address, listener)."""
+    return [
+        (_address(_ip(vip, f"{what}: VIP"), _listener_ports(listener, what)), listener)
+        for vip in vs.vips
+        for listener in vs.listeners
+    ]
+
+
 def _frontend_view(
     vs: VsSpec, mode: str, backend: str | None, paths: RuntimePaths
 ) -> tuple[View, list[View]]:
+    """The frontend doing the VS's work: on the VIPs ("direct"), or behind a distributor ("worker")."""
     what = f"virtual service {vs.name!r}"
     name = frontend_name(vs.uuid)
     crt_list = None
@@ -418,45 +498,106 @@ def _frontend_view(
         if not vs.certificates:
             raise RenderError(f"{what}: a TLS listener needs at least one certificate")
         crt_list, files = _certificate_files(vs, name, paths)
-    binds = []
-    for vip in vs.vips:
-        ip = _ip(vip, f"{what}: VIP")
-        for listener in vs.listeners:
-            ports = str(_port(listener.port, what))
-            if listener.port_range_end is not None and listener.port_range_end != listener.port:
-                if listener.port_range_end < listener.port:
-                    raise RenderError(f"{what}: port range {listener.port}-{listener.port_range_end}")
-                ports += f"-{_port(listener.port_range_end, what)}"
-            binds.append(
-                {
-                    "address": _address(ip, ports),
-                    "crt_list": crt_list if listener.tls else None,
-                    "alpn": "http/1.1" if listener.tls and mode == "http" else None,
-                }
-            )
-    http = None
-    if mode == "http":
-        settings = _http(vs)
-        http = {
-            "xff_header": (
-                quote(_token(settings.xff_header, f"{what}: xff_header")) if settings.xff_enabled else None
-            ),
-            "x_forwarded_proto": settings.x_forwarded_proto,
-            "redirect_to_https": settings.redirect_to_https,
-            "hsts_max_age_s": HSTS_MAX_AGE_S if settings.hsts else None,
-            "request_timeout_ms": max(settings.request_timeout_ms, 1),
-            "keepalive_timeout_ms": max(settings.keepalive_timeout_ms, 1),
-        }
+    scaleout = vs.scaleout
+    if scaleout is None:
+        addresses = _vip_addresses(vs, what)
+    else:
+        worker = _ip(scaleout.worker_address, f"{what}: worker_address")
+        offset = scaleout.worker_port_offset
+        addresses = [(_address(worker, _listener_ports(lst, what, offset)), lst) for lst in vs.listeners]
+    binds = [
+        _bind(
+            address,
+            crt_list=crt_list if listener.tls else None,
+            alpn="http/1.1" if listener.tls and mode == "http" else None,
+            # Only the distributors of the VS connect here, and they always send the PROXY header.
+            accept_proxy=scaleout is not None,
+        )
+        for address, listener in addresses
+    ]
     frontend = {
+        "kind": "direct" if scaleout is None else "worker",
         "name": name,
         "vs_uuid": vs.uuid,
         "description": display_text(f"virtual service {vs.name} ({vs.uuid})"),
         "mode": mode,
         "binds": binds,
-        "http": http,
+        "http": _http_view(vs, what) if mode == "http" else None,
         "backend": backend,
     }
     return frontend, files
+
+
+def _distributor_views(vs: VsSpec, scaleout: ScaleOutSpec) -> tuple[View, View]:
+    """The primary's L4 frontend on the VIPs and its backend of peer workers (PROXY protocol v2)."""
+    what = f"virtual service {vs.name!r}"
+    offset = scaleout.worker_port_offset
+    for listener in vs.listeners:
+        _listener_ports(listener, what, offset)  # every worker port must exist
+    check_port = vs.listeners[0].port + offset
+    ids = server_numeric_ids([peer.se_uuid for peer in scaleout.peers])
+    servers = []
+    for peer in scaleout.peers:
+        address = _ip(peer.address, f"{what}: scale-out peer {peer.se_uuid!r} address")
+        servers.append(
+            {
+                "name": peer_server_name(peer.se_uuid),
+                "server_id": peer.se_uuid,
+                # `+offset`: the destination port the client used plus the offset, so one server line
+                # serves every listener and port range.
+                "address": _address(address, f"{offset:+d}"),
+                "id": ids[peer.se_uuid],
+                "weight": 1,
+                "state": "drain" if peer.state is PeerState.DRAIN else "ready",
+                "cookie": None,
+                "check": True,
+                "check_port": check_port,  # a port offset has no port of its own to check
+                "check_addr": None,
+                "send_proxy": True,
+            }
+        )
+    names = [s["name"] for s in servers]
+    if len(set(names)) != len(names):
+        raise RenderError(f"{what}: scale-out peers are not unique")
+    peers_backend = distributor_backend_name(vs.uuid)
+    frontend = {
+        "kind": "distributor",
+        "name": distributor_frontend_name(vs.uuid),
+        "vs_uuid": vs.uuid,
+        "description": display_text(f"distributor of virtual service {vs.name} ({vs.uuid})"),
+        "mode": "tcp",
+        "binds": [_bind(address) for address, _ in _vip_addresses(vs, what)],
+        "http": None,
+        "backend": peers_backend,
+    }
+    backend = {
+        "kind": "distributor",
+        "name": peers_backend,
+        "vs_uuid": vs.uuid,
+        "pool_uuid": None,
+        "description": display_text(f"scale-out peers of virtual service {vs.name} ({vs.uuid})"),
+        "mode": "tcp",
+        "balance": "roundrobin",
+        "hash_type": None,
+        "http_reuse": None,
+        "cookie": None,
+        "stick": None,
+        "check": {
+            "protocol": "tcp",
+            "chained": False,
+            "steps": [],
+            "inter_s": PEER_CHECK_INTERVAL_S,
+            "fall": PEER_CHECK_FALL,
+            "rise": PEER_CHECK_RISE,
+            "timeout_s": PEER_CHECK_INTERVAL_S,
+            "port": check_port,
+            "check_ssl": False,
+            "verify_none": False,
+        },
+        "dynamic_servers": True,
+        "servers": servers,
+    }
+    return frontend, backend
 
 
 def build_view(config: SeConfig, paths: RuntimePaths, tuning: Tuning | None = None) -> View:
@@ -477,9 +618,17 @@ def build_view(config: SeConfig, paths: RuntimePaths, tuning: Tuning | None = No
         if vs.pool is not None:
             backend = _backend_view(vs, vs.pool, mode, any_ipv6, tuning)
             backends.append(backend)
+        if vs.role is VsRole.STANDBY:
+            continue  # warm and health-checked, ready to take the VIP over
+        if vs.role is VsRole.SECONDARY and vs.scaleout is None:
+            raise RenderError(f"virtual service {vs.name!r}: a SECONDARY needs a scaleout spec")
         frontend, vs_files = _frontend_view(vs, mode, backend["name"] if backend else None, paths)
         frontends.append(frontend)
         files.extend(vs_files)
+        if vs.role is VsRole.PRIMARY and vs.scaleout is not None:
+            distributor_frontend, distributor_backend = _distributor_views(vs, vs.scaleout)
+            frontends.append(distributor_frontend)
+            backends.append(distributor_backend)
     names = [p["name"] for p in frontends] + [p["name"] for p in backends]
     if len(set(names)) != len(names):
         raise RenderError("virtual service uuids are not unique")
