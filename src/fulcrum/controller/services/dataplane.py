@@ -512,16 +512,15 @@ class DataPlane:
                 scale[vs_uuid] = row
                 changed.append(row)
         gone = [vs for vs in scale if world.get(vs) is None]
-        stamp = usec(self._clock)
-        with self._objects.db.write() as conn:
-            repo.set_placements(
-                conn,
-                [(p.vs_uuid, p.se_uuid, encode_role(p)) for ps in placements.values() for p in ps],
-                stamp,
-            )
-            for row in changed:
-                repo.put_vs_scale(conn, row, stamp)
-            repo.delete_vs_scale(conn, gone)
+        rows = [(p.vs_uuid, p.se_uuid, encode_role(p)) for ps in placements.values() for p in ps]
+        before = {(p.vs_uuid, p.se_uuid, encode_role(p)) for p in world.placements}
+        if set(rows) != before or changed or gone:  # an idle pass writes nothing (no fsync)
+            stamp = usec(self._clock)
+            with self._objects.db.write() as conn:
+                repo.set_placements(conn, rows, stamp)
+                for row in changed:
+                    repo.put_vs_scale(conn, row, stamp)
+                repo.delete_vs_scale(conn, gone)
         for vs in gone:
             scale.pop(vs, None)
         world.scale = scale
