@@ -8,7 +8,10 @@ frozen with SIGSTOP by the PIDs their runtime reports, never by name.
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -26,7 +29,7 @@ from support.fullstack import (
     signal_all,
     wait_for,
 )
-from support.processes import free_port
+from support.processes import ADMIN_PASSWORD, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -115,6 +118,22 @@ def served_by(api: Api, vs: dict[str, Any], se_uuids: list[str]) -> dict[str, in
         )
         totals[se_uuid] = (entry["counters"] or {}).get("http_responses_2xx", 0)
     return totals
+
+
+def fulcrum(stack: Stack, *args: str) -> str:
+    """Runs the `fulcrum` CLI against the stack's controller; returns its output (exit 0 required)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FULCRUM_")}
+    env.update(FULCRUM_URL=stack.controller.url, FULCRUM_USER="admin", FULCRUM_PASSWORD=ADMIN_PASSWORD)
+    proc = subprocess.run(
+        [sys.executable, "-m", "fulcrum", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
 
 
 def kill_se(api: Api, se_uuid: str) -> float:
@@ -312,13 +331,17 @@ def test_legacy_active_standby_switchover_and_failover(stack: Stack) -> None:
         assert entry["role"] == "standby" and entry["counters"] is None
 
         with Load(vs["vip_url"]) as load:
-            for expected in (
-                {active: "standby", standby: "primary"},
-                {active: "primary", standby: "standby"},
-            ):
-                assert api.post(f"{vs['url']}/switchover").status_code == 202
-                wait_for("switched", lambda e=expected: healthy(api, vs, 2, {"primary", "standby"}) == e)
-                time.sleep(0.5)
+            swapped, back = {active: "standby", standby: "primary"}, {active: "primary", standby: "standby"}
+            assert api.post(f"{vs['url']}/switchover").status_code == 202
+            wait_for("switched", lambda: healthy(api, vs, 2, {"primary", "standby"}) == swapped)
+            time.sleep(0.5)
+            # And back, the way an operator would: with the CLI.
+            out = fulcrum(stack, "virtualservice", "switchover", "legacy-vs")
+            assert "switchover of virtualservice 'legacy-vs'" in out and "accepted" in out, out
+            wait_for("switched back", lambda: healthy(api, vs, 2, {"primary", "standby"}) == back)
+            time.sleep(0.5)
+        shown = fulcrum(stack, "virtualservice", "runtime", "legacy-vs")
+        assert "OPER_UP" in shown and "primary" in shown and "standby" in shown, shown
         assert len(events(api, "VS_SWITCHOVER", vs["uuid"])) >= 2
         assert load.failures == [] and load.ok > 20
 

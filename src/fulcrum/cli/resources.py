@@ -472,13 +472,106 @@ def add_write_commands(group: typer.Typer, otype: ObjectType) -> None:
         typer.echo(f"deleted {_label(otype, current)}")
 
 
+SeOption = Annotated[str | None, typer.Option(help="A service engine, by name or uuid.")]
+
+
+def add_vs_commands(group: typer.Typer, otype: ObjectType) -> None:
+    """Runtime and elastic-HA actions of a virtual service."""
+
+    def act(ctx: typer.Context, name_or_uuid: str, action: str, body: dict[str, Any]) -> None:
+        with open_client(ctx) as client:
+            vs = client.lookup(otype.name, name_or_uuid)
+            for key, value in list(body.items()):
+                if key.endswith("_se_ref") and value is not None:
+                    body[key] = client.lookup("serviceengine", value)["url"]
+            answer = client.post(
+                f"{_path(otype, vs)}/{action}", {k: v for k, v in body.items() if v is not None}
+            )
+        details = ", ".join(f"{k}={text(v)}" for k, v in answer.items() if k not in ("uuid", "name"))
+        typer.echo(f"{action} of {_label(otype, vs)} accepted: {details}")
+
+    @group.command("runtime")
+    @cli_errors
+    def runtime_command(
+        ctx: typer.Context,
+        name_or_uuid: Annotated[str, typer.Argument(metavar="NAME_OR_UUID")],
+        as_json: JsonOption = False,
+    ) -> None:
+        """Oper status, and the SEs the VS runs on with their roles."""
+        with open_client(ctx) as client:
+            vs = client.lookup(otype.name, name_or_uuid)
+            state = client.get(f"{_path(otype, vs)}/runtime")
+            names = RefNames(client)
+            if as_json:
+                print_json(state)
+                return
+            typer.echo(f"{vs['name']}: {state['oper_status']} {state.get('reason') or ''}".rstrip())
+            table = Table(box=None, header_style="bold", pad_edge=False)
+            for header in ("service engine", "role", "oper_status", "distributor sees"):
+                table.add_column(header)
+            for se in state["service_engines"]:
+                cells = (
+                    names.name(se["se_ref"]),
+                    se["role"],
+                    se["oper_status"],
+                    se.get("distributor_health"),
+                )
+                table.add_row(*(escape(text(c)) for c in cells))
+            print_table(table)
+
+    @group.command("scaleout")
+    @cli_errors
+    def scaleout_command(
+        ctx: typer.Context,
+        name_or_uuid: Annotated[str, typer.Argument(metavar="NAME_OR_UUID")],
+        to_se: SeOption = None,
+        new_se: Annotated[bool, typer.Option("--new-se", help="Scale out to a newly created SE.")] = False,
+    ) -> None:
+        """Run the VS on one more SE (its primary distributes connections to it)."""
+        act(ctx, name_or_uuid, "scaleout", {"to_se_ref": to_se, "to_new_se": new_se})
+
+    @group.command("scalein")
+    @cli_errors
+    def scalein_command(
+        ctx: typer.Context,
+        name_or_uuid: Annotated[str, typer.Argument(metavar="NAME_OR_UUID")],
+        from_se: SeOption = None,
+    ) -> None:
+        """Drain one SE of the VS (default: the last secondary), then remove it."""
+        act(ctx, name_or_uuid, "scalein", {"from_se_ref": from_se})
+
+    @group.command("migrate")
+    @cli_errors
+    def migrate_command(
+        ctx: typer.Context,
+        name_or_uuid: Annotated[str, typer.Argument(metavar="NAME_OR_UUID")],
+        from_se: SeOption = None,
+        to_se: SeOption = None,
+        new_se: Annotated[bool, typer.Option("--new-se", help="Migrate to a newly created SE.")] = False,
+    ) -> None:
+        """Move the VS from one SE to another; the old one drains first."""
+        act(ctx, name_or_uuid, "migrate", {"vs_se_ref": from_se, "to_se_ref": to_se, "to_new_se": new_se})
+
+    @group.command("switchover")
+    @cli_errors
+    def switchover_command(
+        ctx: typer.Context, name_or_uuid: Annotated[str, typer.Argument(metavar="NAME_OR_UUID")]
+    ) -> None:
+        """Swap active and standby (legacy HA: the whole pair), or the primary and a secondary."""
+        act(ctx, name_or_uuid, "switchover", {})
+
+
 def type_app(otype: ObjectType) -> typer.Typer:
     writable = otype.write != WriteAccess.NONE
     verbs = "list, show, create, update, delete" if writable else "list, show (read-only)"
+    if otype.name == "virtualservice":
+        verbs += ", runtime, scaleout, scalein, migrate, switchover"
     group = typer.Typer(help=f"{otype.name} objects: {verbs}.", no_args_is_help=True)
     add_read_commands(group, otype)
     if writable:
         add_write_commands(group, otype)
+    if otype.name == "virtualservice":
+        add_vs_commands(group, otype)
     return group
 
 

@@ -25,7 +25,7 @@ Decisions worth knowing:
   one, that binds `worker_address` at each listener port plus `worker_port_offset` with `accept-proxy`
   and does the HTTP/TLS work; the VIPs are not bound by it. The primary also binds the VIPs with a
   "distributor": a TCP frontend and a roundrobin backend with one server per peer at
-  `<peer address>:+<offset>` (destination port + offset, so port ranges need one server line), sending
+  `<peer address>:<+-offset>` (destination port + offset, so port ranges need one server line), sending
   PROXY v2 so workers see the client address. Peers are health-checked with the PROXY header on the
   first listener's worker port; a DRAIN peer is a `drain` server. Peers come and go through the
   runtime API (HAProxy 2.6 accepts port offsets, `send-proxy-v2` and `check-send-proxy` on `add
