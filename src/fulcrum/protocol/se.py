@@ -11,6 +11,7 @@ Endpoints (all under /api/se-protocol/v1, JSON bodies):
   GET  /config?version=N&wait=S      -> ConfigEnvelope          (answers when version > N, or 304 after S)
   POST /ack        Ack              -> {}                       (signed)
   POST /heartbeat  Heartbeat        -> HeartbeatResponse        (signed)
+  POST /analytics  AnalyticsReport  -> {}                       (signed; every `analytics.interval_s`)
 
 Every value here was validated by the controller's model before it was put in a config, and the SE
 renders it with escaping anyway: the SE never trusts a string to be harmless.
@@ -171,11 +172,24 @@ class VsSpec(_Wire):
     scaleout: ScaleOutSpec | None = None  # set when the VS runs on more than one SE
 
 
+class AnalyticsSettings(_Wire):
+    """What the SE measures and ships (see `fulcrum.protocol.metrics` for the metric catalog)."""
+
+    enabled: bool = True
+    interval_s: float = Field(5.0, ge=1.0, le=300.0)
+    # Request logs: every significant request (error status, slower than `slow_request_ms`, or a
+    # connection error) and this share of the others.
+    log_sample_percent: float = Field(1.0, ge=0.0, le=100.0)
+    slow_request_ms: int = Field(1000, ge=1)
+    max_logs_per_report: int = Field(5000, ge=0)
+
+
 class SeConfig(_Wire):
     se_uuid: str
     version: int
     heartbeat_interval_s: float = 1.0
     virtualservices: tuple[VsSpec, ...] = ()
+    analytics: AnalyticsSettings = AnalyticsSettings()
 
 
 # --- messages -------------------------------------------------------------------------------------
@@ -264,3 +278,51 @@ class Heartbeat(_Wire):
 
 class HeartbeatResponse(_Wire):
     desired_version: int
+
+
+# --- analytics ------------------------------------------------------------------------------------
+
+
+class EntityType(StrEnum):
+    VIRTUALSERVICE = "virtualservice"
+    POOL = "pool"
+    SERVICEENGINE = "serviceengine"
+
+
+class MetricPoint(_Wire):
+    """One metric of one entity over one report interval (a rate, an average or a maximum as the
+    catalog says). Per-server metrics are pool metrics with `server` set to the pool's server id."""
+
+    entity_type: EntityType
+    entity_uuid: str
+    metric_id: str
+    value: float
+    server: str | None = None
+
+
+class RequestLog(_Wire):
+    ts: float  # when the request was accepted (UNIX time, seconds)
+    vs_uuid: str
+    pool_uuid: str | None = None
+    server: str | None = None  # the pool's server id that answered, if any
+    client_ip: str
+    client_port: int
+    method: str = ""
+    uri: str = ""
+    status: int = 0  # 0: no HTTP status (L4, or the connection failed before a response)
+    client_latency_ms: float = 0.0  # receiving the request from the client (HAProxy Th + Ti + TR)
+    server_latency_ms: float = 0.0  # connecting to and waiting for the server (Tc + Tr)
+    total_ms: float = 0.0  # accept to last byte (Ta)
+    bytes_in: int = 0
+    bytes_out: int = 0
+    tls_version: str | None = None
+    termination: str = ""  # HAProxy's termination state, e.g. "----" or "SC--"
+    significant: str = ""  # why it was kept: "error", "slow", "termination", or "" when sampled
+
+
+class AnalyticsReport(_Wire):
+    start: float  # the interval the report covers (UNIX time, seconds)
+    end: float
+    metrics: tuple[MetricPoint, ...] = ()
+    logs: tuple[RequestLog, ...] = ()
+    logs_dropped: int = 0  # significant or sampled logs that did not fit `max_logs_per_report`
