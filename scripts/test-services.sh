@@ -44,6 +44,20 @@ ensure_haproxy() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy wrk >/dev/null
 }
 
+ensure_snmptrapd() {
+  # The SNMP trap receiver the alert-action e2e tests run (each test starts and stops its own instance).
+  if command -v snmptrapd >/dev/null 2>&1 || [ -x /usr/sbin/snmptrapd ]; then return; fi
+  if [ "$(id -u)" != 0 ]; then
+    log "snmptrapd is missing: install the Debian package 'snmptrapd' (as root)."
+    exit 1
+  fi
+  log "installing snmptrapd (apt-get install snmptrapd)"
+  apt-get update -qq >/dev/null || true
+  # --no-install-recommends keeps out snmp-mibs-downloader and friends; the tests print numeric OIDs.
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends snmptrapd >/dev/null
+  # Each test runs its own snmptrapd on a free loopback port; a system-wide one, if any, is not used.
+}
+
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
@@ -102,6 +116,7 @@ case "${1:-}" in
   start)
     : > "$state/env"
     ensure_haproxy
+    ensure_snmptrapd
     enable_migrate_req
     start_postgres
     ;;

@@ -40,6 +40,16 @@ def minimal(type_name: str, name: str) -> dict[str, Any]:
         "pool": {},
         "vsvip": {"vip": [{"auto_allocate_ip": True}]},
         "virtualservice": {"services": [{"port": 80}], "vip": [{"auto_allocate_ip": True}]},
+        "alertsyslogconfig": {"syslog_servers": [{"syslog_server": "127.0.0.1"}]},
+        "alertemailconfig": {
+            "smtp_server": "127.0.0.1",
+            "from_email": "a@example.com",
+            "to_emails": "b@example.com",
+        },
+        "snmptrapprofile": {"trap_servers": [{"ip_addr": "127.0.0.1", "community": "public-ish"}]},
+        "webhook": {"callback_url": "http://127.0.0.1:9/hook"},
+        "actiongroupconfig": {},
+        "alertconfig": {"alert_rule": {"sys_event_rule": [{"event_id": "VS_DOWN"}]}},
     }
     return {"name": name, **bodies[type_name]}
 
@@ -57,6 +67,12 @@ PATCHES: dict[str, tuple[dict[str, Any], str, Any]] = {
     "pool": ({"servers": [{"ip": "10.0.0.1", "port": 8080}]}, "servers", None),
     "vsvip": ({"vip": [{"ip_address": "127.0.0.77"}]}, "vip", None),
     "virtualservice": ({"traffic_enabled": False}, "traffic_enabled", False),
+    "alertsyslogconfig": ({"description": "patched"}, "description", "patched"),
+    "alertemailconfig": ({"smtp_port": 2525}, "smtp_port", 2525),
+    "snmptrapprofile": ({"description": "patched"}, "description", "patched"),
+    "webhook": ({"splunk_hec": True}, "splunk_hec", True),
+    "actiongroupconfig": ({"level": "ALERT_HIGH"}, "level", "ALERT_HIGH"),
+    "alertconfig": ({"throttle": 60}, "throttle", 60),
 }
 
 WRITABLE = [name for name, otype in TYPES.items() if otype.write != WriteAccess.NONE]

@@ -54,6 +54,20 @@ def _body(type_name: str, tenant: str) -> dict[str, Any]:
         "pool": {"name": name, "servers": [{"ip": "10.0.0.1"}]},
         "vsvip": {"name": name, "vip": [{"auto_allocate_ip": True}]},
         "virtualservice": {"name": name, "services": [{"port": 80}], "vip": [{"auto_allocate_ip": True}]},
+        "alertsyslogconfig": {"name": name, "syslog_servers": [{"syslog_server": "127.0.0.1"}]},
+        "alertemailconfig": {
+            "name": name,
+            "smtp_server": "127.0.0.1",
+            "from_email": "a@example.com",
+            "to_emails": "b@example.com",
+        },
+        "snmptrapprofile": {
+            "name": name,
+            "trap_servers": [{"ip_addr": "127.0.0.1", "community": "c0mmunity"}],
+        },
+        "webhook": {"name": name, "callback_url": "http://127.0.0.1:9/hook"},
+        "actiongroupconfig": {"name": name},
+        "alertconfig": {"name": name, "alert_rule": {"sys_event_rule": [{"event_id": "VS_DOWN"}]}},
     }
     return bodies[type_name]
 
@@ -74,11 +88,27 @@ APPLICATION_TYPES = (
     "virtualservice",
 )
 SHARED_TYPES = ("cloud", "serviceenginegroup")
+# Alerting is configured by tenant-admins; everyone in the tenant may read it.
+TENANT_ADMIN_TYPES = (
+    "alertsyslogconfig",
+    "alertemailconfig",
+    "snmptrapprofile",
+    "webhook",
+    "actiongroupconfig",
+    "alertconfig",
+)
 
 EXPECTED: dict[tuple[str, str, str], dict[str, int | str]] = {}
 for _type in APPLICATION_TYPES:
     EXPECTED[(_type, "operator", "own")] = READ_ONLY
     for _role in ("appadmin", "tenantadmin", "sysadmin"):
+        EXPECTED[(_type, _role, "own")] = OK
+    for _role in ROLES:
+        EXPECTED[(_type, _role, "other")] = HIDDEN
+for _type in TENANT_ADMIN_TYPES:
+    for _role in ("operator", "appadmin"):
+        EXPECTED[(_type, _role, "own")] = READ_ONLY
+    for _role in ("tenantadmin", "sysadmin"):
         EXPECTED[(_type, _role, "own")] = OK
     for _role in ROLES:
         EXPECTED[(_type, _role, "other")] = HIDDEN

@@ -705,6 +705,9 @@ _TARGET_ALIASES = {
     "segroup": "serviceenginegroup",
     "cacertificate": "sslkeyandcertificate",
     "defaulttenant": "tenant",
+    "syslogconfig": "alertsyslogconfig",
+    "emailconfig": "alertemailconfig",
+    "actiongroup": "actiongroupconfig",
 }
 
 
@@ -766,6 +769,13 @@ EXPECTED_SECRETS = {
     "user": {("password",)},
     "cloud": {("openstack_configuration", "password")},
     "sslkeyandcertificate": {("key",), ("key_passphrase",)},
+    "alertemailconfig": {("password",)},
+    "snmptrapprofile": {
+        ("trap_servers", "[]", "community"),
+        ("trap_servers", "[]", "user", "auth_passphrase"),
+        ("trap_servers", "[]", "user", "priv_passphrase"),
+    },
+    "webhook": {("verification_token",)},
 }
 
 

@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from fulcrum import __version__
-from fulcrum.controller.api import errors, native, runtime, se_protocol, system
+from fulcrum.controller.api import alerts, analytics, errors, native, prometheus, runtime, se_protocol, system
 from fulcrum.controller.api.security import authenticate, needs_user
 from fulcrum.controller.services.clock import Clock
 from fulcrum.controller.services.container import build_services
@@ -65,8 +65,12 @@ def create_app(settings: ControllerSettings, clock: Clock | None = None) -> Fast
                 return errors.service_error_response(exc)
         return await call_next(request)
 
+    metrics_router = prometheus.install(app)
     app.include_router(system.build_router())
     app.include_router(runtime.build_router())
+    app.include_router(analytics.build_router())
+    app.include_router(alerts.build_router())
+    app.include_router(metrics_router)
     app.include_router(se_protocol.build_router())
     app.include_router(native.build_router())
     app.include_router(system.openapi_router(app))

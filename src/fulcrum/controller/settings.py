@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,13 @@ class ControllerSettings:
     ha_breaker_share: float = 0.5
     # Scale-in and migration wait at most this long for connections on the drained SE.
     drain_timeout_s: float = 60.0
+    # Analytics: "STEP:RETENTION" pairs in seconds, finest first; request logs kept (newest first).
+    analytics_resolutions: str = "5:3600,300:86400,3600:2592000"
+    analytics_max_log_rows: int = 200_000
+    # What SEs measure: report interval, share of unremarkable requests logged, slow-request threshold.
+    analytics_interval_s: float = 5.0
+    log_sample_percent: float = 1.0
+    slow_request_ms: int = 1000
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -46,12 +54,17 @@ class ControllerSettings:
         }
         if env.get("FULCRUM_DATAPLANE"):
             values["dataplane"] = env["FULCRUM_DATAPLANE"].lower() not in ("0", "false", "no", "off")
-        for key, name in (
-            ("ha_breaker_share", "FULCRUM_HA_BREAKER_SHARE"),
-            ("drain_timeout_s", "FULCRUM_DRAIN_TIMEOUT_S"),
+        for key, name, kind in (
+            ("ha_breaker_share", "FULCRUM_HA_BREAKER_SHARE", float),
+            ("drain_timeout_s", "FULCRUM_DRAIN_TIMEOUT_S", float),
+            ("analytics_resolutions", "FULCRUM_ANALYTICS_RESOLUTIONS", str),
+            ("analytics_max_log_rows", "FULCRUM_ANALYTICS_MAX_LOG_ROWS", int),
+            ("analytics_interval_s", "FULCRUM_ANALYTICS_INTERVAL_S", float),
+            ("log_sample_percent", "FULCRUM_LOG_SAMPLE_PERCENT", float),
+            ("slow_request_ms", "FULCRUM_SLOW_REQUEST_MS", int),
         ):
             if env.get(name):
-                values[key] = float(env[name])
+                values[key] = kind(env[name])
         if env.get("FULCRUM_ARGON2_MEMORY_KIB"):
             values["argon2_memory_kib"] = int(env["FULCRUM_ARGON2_MEMORY_KIB"])
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -75,3 +88,19 @@ def advertised_url(settings: ControllerSettings) -> str:
     if ":" in host:
         host = f"[{host}]"
     return f"http://{host}:{settings.listen_port}"
+
+
+def parse_resolutions(text: str) -> list[tuple[int, int]]:
+    """`5:3600,300:86400` -> [(5, 3600), (300, 86400)]: (step, retention) in seconds, finest first."""
+    pairs = []
+    for item in text.split(","):
+        step, sep, retention = item.strip().partition(":")
+        if not sep or not step.isdigit() or not retention.isdigit() or int(step) < 1:
+            raise ValueError(f"FULCRUM_ANALYTICS_RESOLUTIONS: {item!r} is not STEP:RETENTION in seconds")
+        pairs.append((int(step), int(retention)))
+    for (a, _), (b, _) in itertools.pairwise(pairs):
+        if b % a:
+            raise ValueError(
+                "FULCRUM_ANALYTICS_RESOLUTIONS: each step must be a multiple of the previous one"
+            )
+    return pairs

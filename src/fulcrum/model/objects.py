@@ -481,6 +481,153 @@ class SslKeyAndCertificate(Strict):
     )
 
 
+# --- alerts and alert actions ---------------------------------------------------------------------
+
+EmailList = Annotated[
+    str,
+    Field(
+        max_length=4096,
+        pattern=r"^\s*$|^[^@\s,<>\"]+@[^@\s,<>\"]+(\s*,\s*[^@\s,<>\"]+@[^@\s,<>\"]+)*\s*$",
+        description="comma-separated e-mail addresses",
+    ),
+]
+EventId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Z][A-Z0-9_]*$")]
+MetricId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[a-z0-9_]+\.[a-z0-9_]+$")]
+
+
+class AlertSyslogServer(Strict):
+    syslog_server: Hostname
+    syslog_server_port: Port = 514
+    udp: bool = True  # UDP (RFC 5426); False: TCP with octet counting (RFC 6587)
+    tls_enable: bool = False  # TCP over TLS (RFC 5425); needs udp false
+    ca_pem: PemText | None = Field(None, description="CA that signs the server's certificate (TLS)")
+
+    @model_validator(mode="after")
+    def _tls_needs_tcp(self) -> AlertSyslogServer:
+        if self.tls_enable and self.udp:
+            raise ValueError("tls_enable needs udp: false (syslog over TLS runs on TCP)")
+        return self
+
+
+class AlertSyslogConfig(Strict):
+    name: Name
+    description: Description = ""
+    syslog_servers: list[AlertSyslogServer] = Field(min_length=1, max_length=8)
+
+
+class AlertEmailConfig(Strict):
+    name: Name
+    description: Description = ""
+    smtp_server: Hostname
+    smtp_port: Port = 25
+    starttls: bool = True
+    username: Annotated[str | None, Field(max_length=255)] = None
+    password: Annotated[str | None, Field(max_length=1024), Secret()] = None
+    from_email: Annotated[str, Field(max_length=255, pattern=r"^[^@\s,<>\"]+@[^@\s,<>\"]+$")]
+    to_emails: EmailList
+    cc_emails: EmailList = ""
+    ca_pem: PemText | None = None
+
+
+class SnmpV3User(Strict):
+    username: Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_.-]+$")]
+    auth_type: Annotated[str, Field(pattern=r"^SNMP_V3_AUTH_(SHA|SHA256|MD5)$")] = "SNMP_V3_AUTH_SHA"
+    # Write-only: required when the profile is created, kept when a GET body is PUT back without them.
+    auth_passphrase: Annotated[str | None, Field(min_length=8, max_length=64), Secret()] = None
+    priv_type: Annotated[str, Field(pattern=r"^SNMP_V3_PRIV_AES$")] = "SNMP_V3_PRIV_AES"
+    priv_passphrase: Annotated[str | None, Field(min_length=8, max_length=64), Secret()] = None
+    engine_id: Annotated[str | None, Field(pattern=r"^(0x)?[0-9A-Fa-f]{10,64}$")] = None
+
+
+class SnmpTrapServer(Strict):
+    ip_addr: IPAddress
+    port: Port = 162
+    version: Annotated[str, Field(pattern=r"^SNMP_VER(2|3)$")] = "SNMP_VER2"
+    community: Annotated[str | None, Field(max_length=64), Secret()] = None
+    user: SnmpV3User | None = None
+
+    @model_validator(mode="after")
+    def _credentials(self) -> SnmpTrapServer:
+        # The community and passphrases are write-only, so a PUT of a GET body omits them: whether
+        # they are present is checked when the profile is created (see the snmptrapprofile hook).
+        if self.version == "SNMP_VER3" and self.user is None:
+            raise ValueError("user is required with SNMP_VER3")
+        return self
+
+
+class SnmpTrapProfile(Strict):
+    name: Name
+    description: Description = ""
+    trap_servers: list[SnmpTrapServer] = Field(min_length=1, max_length=8)
+
+
+class Webhook(Strict):
+    name: Name
+    description: Description = ""
+    callback_url: Annotated[str, Field(max_length=2048, pattern=r"^https?://[^\s]+$")]
+    verification_token: Annotated[str | None, Field(max_length=1024), Secret()] = Field(
+        None, description="sent as `Authorization: Bearer <token>` (or `Splunk <token>` with splunk_hec)"
+    )
+    splunk_hec: bool = False
+    ca_pem: PemText | None = None
+    max_attempts: Annotated[int, Field(ge=1, le=10)] = 4
+    retry_base_s: Annotated[float, Field(ge=0.01, le=60)] = 0.5
+    timeout_s: Annotated[float, Field(ge=0.1, le=60)] = 5.0
+
+
+class ActionGroupConfig(Strict):
+    name: Name
+    description: Description = ""
+    level: Annotated[str, Field(pattern=r"^ALERT_(LOW|MEDIUM|HIGH)$")] = "ALERT_LOW"
+    syslog_config_ref: ref("alertsyslogconfig") | None = None  # type: ignore[valid-type]
+    email_config_ref: ref("alertemailconfig") | None = None  # type: ignore[valid-type]
+    snmp_trap_profile_ref: ref("snmptrapprofile") | None = None  # type: ignore[valid-type]
+    webhook_ref: ref("webhook") | None = None  # type: ignore[valid-type]
+
+
+class AlertRuleEvent(Strict):
+    event_id: EventId
+
+
+class AlertRuleMetric(Strict):
+    metric_id: MetricId
+    comparator: Annotated[str, Field(pattern=r"^CO_(GT|GE|LT|LE|EQ)$")] = "CO_GT"
+    threshold: float
+    duration: Annotated[int, Field(ge=0, le=86400, description="seconds the condition must hold")] = 0
+
+
+class AlertRule(Strict):
+    operator: Annotated[str, Field(pattern=r"^OPERATOR_(OR|AND)$")] = "OPERATOR_OR"
+    sys_event_rule: list[AlertRuleEvent] = Field(default_factory=list, max_length=32)
+    metrics_rule: list[AlertRuleMetric] = Field(default_factory=list, max_length=8)
+
+
+class AlertConfig(Strict):
+    name: Name
+    description: Description = ""
+    enabled: bool = True
+    source: Annotated[str, Field(pattern=r"^(EVENT_LOGS|METRICS)$")] = "EVENT_LOGS"
+    alert_rule: AlertRule
+    object_type: Annotated[str | None, Field(pattern=r"^(virtualservice|pool|serviceengine)$")] = None
+    obj_uuid: Annotated[str | None, Field(max_length=80)] = None
+    # EVENT_LOGS: raise when `threshold` matching events happen within `rolling_window` seconds.
+    rolling_window: Annotated[int, Field(ge=0, le=86400)] = 0
+    threshold: Annotated[int, Field(ge=1, le=10000)] = 1
+    throttle: Annotated[int, Field(ge=0, le=86400, description="seconds between two raises")] = 600
+    summary: Annotated[str, Field(max_length=1024)] = ""
+    autoclear: bool = True  # METRICS: clear when the condition no longer holds
+    expiry_time: Annotated[int, Field(ge=60, le=31536000)] = 86400  # EVENT_LOGS: clear after this long
+    action_group_ref: ref("actiongroupconfig") | None = None  # type: ignore[valid-type]
+
+    @model_validator(mode="after")
+    def _rules_match_source(self) -> AlertConfig:
+        if self.source == "EVENT_LOGS" and not self.alert_rule.sys_event_rule:
+            raise ValueError("alert_rule.sys_event_rule needs at least one event_id with source EVENT_LOGS")
+        if self.source == "METRICS" and not self.alert_rule.metrics_rule:
+            raise ValueError("alert_rule.metrics_rule needs at least one rule with source METRICS")
+        return self
+
+
 def strip_read_only(data: dict[str, Any]) -> dict[str, Any]:
     """Drop the metadata fields every GET returns, so a GET body can be PUT back as it is."""
     return {k: v for k, v in data.items() if k not in {"uuid", "url", "tenant_ref", "_last_modified"}}

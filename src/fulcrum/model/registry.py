@@ -123,6 +123,12 @@ TYPES: dict[str, ObjectType] = {
         _object_type("pool", objects.Pool, Scope.TENANT, WriteAccess.APPLICATION),
         _object_type("vsvip", objects.VsVip, Scope.TENANT, WriteAccess.APPLICATION),
         _object_type("virtualservice", objects.VirtualService, Scope.TENANT, WriteAccess.APPLICATION),
+        _object_type("alertsyslogconfig", objects.AlertSyslogConfig, Scope.TENANT, WriteAccess.TENANT_ADMIN),
+        _object_type("alertemailconfig", objects.AlertEmailConfig, Scope.TENANT, WriteAccess.TENANT_ADMIN),
+        _object_type("snmptrapprofile", objects.SnmpTrapProfile, Scope.TENANT, WriteAccess.TENANT_ADMIN),
+        _object_type("webhook", objects.Webhook, Scope.TENANT, WriteAccess.TENANT_ADMIN),
+        _object_type("actiongroupconfig", objects.ActionGroupConfig, Scope.TENANT, WriteAccess.TENANT_ADMIN),
+        _object_type("alertconfig", objects.AlertConfig, Scope.TENANT, WriteAccess.TENANT_ADMIN),
     )
 }
 """Every native type, in dependency order: an object only refers to types listed before it."""
@@ -165,3 +171,7 @@ def pop_path(data: dict[str, Any], path: tuple[str, ...]) -> None:
     child = data.get(head)
     if isinstance(child, dict):
         pop_path(child, rest)
+    elif isinstance(child, list) and rest and rest[0] == "[]":
+        for item in child:
+            if isinstance(item, dict) and rest[1:]:
+                pop_path(item, rest[1:])

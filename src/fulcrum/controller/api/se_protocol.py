@@ -67,4 +67,11 @@ def build_router() -> APIRouter:
         answer = services(request).registry.heartbeat(se_uuid, _parse(wire.Heartbeat, body))
         return JSONResponse(answer.model_dump(mode="json"))
 
+    @router.post("/analytics")
+    async def analytics(request: Request) -> JSONResponse:
+        se_uuid, body = await _signed(request)
+        report = _parse(wire.AnalyticsReport, body)
+        accepted = await run_in_threadpool(services(request).analytics.ingest, se_uuid, report)
+        return JSONResponse(accepted)
+
     return router

@@ -54,6 +54,55 @@ DEFAULT_OBJECTS: list[tuple[str, dict[str, Any], str]] = [
         {"name": "System-Persistence-Http-Cookie", "persistence_type": "PERSISTENCE_TYPE_HTTP_COOKIE"},
         "builtin",
     ),
+    # Alerting: action groups by level (editable: attach syslog, e-mail, SNMP or webhook actions to
+    # them) and the built-in alert configs that use them.
+    *(
+        (
+            "actiongroupconfig",
+            {"name": f"System-Alert-Level-{level.title()}", "level": f"ALERT_{level}"},
+            "protected",
+        )
+        for level in ("HIGH", "MEDIUM", "LOW")
+    ),
+    *(
+        (
+            "alertconfig",
+            {
+                "name": name,
+                "source": "EVENT_LOGS",
+                "alert_rule": {"sys_event_rule": [{"event_id": event_id}]},
+                "object_type": object_type,
+                "throttle": 0,
+                "action_group_ref": f"System-Alert-Level-{level}",
+            },
+            "protected",
+        )
+        for name, event_id, object_type, level in (
+            ("System-SE-Down", "SE_DOWN", "serviceengine", "High"),
+            ("System-VS-Down", "VS_DOWN", "virtualservice", "High"),
+            ("System-Server-Down", "SERVER_DOWN", "pool", "Medium"),
+        )
+    ),
+    (
+        "alertconfig",
+        {
+            "name": "System-SE-CPU-High",
+            "source": "METRICS",
+            "object_type": "serviceengine",
+            "alert_rule": {
+                "metrics_rule": [
+                    {
+                        "metric_id": "se_stats.avg_cpu_usage",
+                        "comparator": "CO_GT",
+                        "threshold": 80,
+                        "duration": 30,
+                    }
+                ]
+            },
+            "action_group_ref": "System-Alert-Level-Medium",
+        },
+        "protected",
+    ),
 ]
 
 

@@ -6,19 +6,26 @@ from dataclasses import dataclass
 
 from fulcrum.cloud.base import CloudConnector
 from fulcrum.cloud.local.connector import LocalCloud
+from fulcrum.controller.services.alert_actions import deliver
+from fulcrum.controller.services.alerts import AlertEngine
+from fulcrum.controller.services.analytics import Analytics
 from fulcrum.controller.services.auth import AuthService, AuthSettings
 from fulcrum.controller.services.bootstrap import BootstrapResult, bootstrap
 from fulcrum.controller.services.clock import Clock, SystemClock
 from fulcrum.controller.services.crypto import Passwords, SecretBox
 from fulcrum.controller.services.dataplane import DataPlane, DataPlaneSettings
 from fulcrum.controller.services.events import EventLog
+from fulcrum.controller.services.healthscore import HealthScorer
 from fulcrum.controller.services.objects import ObjectService, ServiceSettings
 from fulcrum.controller.services.se_registry import SeRegistry
 from fulcrum.controller.services.throttle import LoginThrottle, ThrottleSettings
-from fulcrum.controller.settings import ControllerSettings, advertised_url
+from fulcrum.controller.settings import ControllerSettings, advertised_url, parse_resolutions
 from fulcrum.controller.store.db import Database, create_store_engine, sqlite_url
 from fulcrum.controller.store.repo import StoredObject
+from fulcrum.controller.store.tsdb import MetricStore, Resolution
 from fulcrum.model.enums import CloudType
+from fulcrum.protocol import metrics as catalog
+from fulcrum.protocol.se import AnalyticsSettings
 
 
 @dataclass
@@ -32,13 +39,20 @@ class Services:
     started: BootstrapResult
     registry: SeRegistry
     dataplane: DataPlane
+    analytics: Analytics
+    health: HealthScorer
+    alerts: AlertEngine
 
     def start(self) -> None:
         if self.settings.dataplane:
             self.dataplane.start()
+        self.analytics.start()
+        self.alerts.start()
 
     def close(self) -> None:
         self.dataplane.stop()
+        self.alerts.stop()
+        self.analytics.stop()
         self.db.dispose()
 
 
@@ -83,6 +97,23 @@ def build_services(settings: ControllerSettings, clock: Clock | None = None) -> 
             controller_url=advertised_url(settings),
             drain_timeout_s=settings.drain_timeout_s,
             breaker_share=settings.ha_breaker_share,
+            analytics=AnalyticsSettings(
+                interval_s=settings.analytics_interval_s,
+                log_sample_percent=settings.log_sample_percent,
+                slow_request_ms=settings.slow_request_ms,
+            ),
         ),
     )
-    return Services(settings, db, objects, auth, events, clock, started, registry, dataplane)
+    store = MetricStore(
+        settings.data_dir / "analytics.db",
+        catalog.rollup,
+        [Resolution(step, keep) for step, keep in parse_resolutions(settings.analytics_resolutions)],
+        max_log_rows=settings.analytics_max_log_rows,
+    )
+    analytics = Analytics(objects, store, clock)
+    health = HealthScorer(objects, store, dataplane, analytics, clock, apdex_t_ms=settings.slow_request_ms)
+    alerts = AlertEngine(objects, store, clock, deliver)
+    events.listeners.append(alerts.on_event)
+    return Services(
+        settings, db, objects, auth, events, clock, started, registry, dataplane, analytics, health, alerts
+    )

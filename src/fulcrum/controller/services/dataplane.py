@@ -71,6 +71,7 @@ class DataPlaneSettings:
     drain_timeout_s: float = 60.0  # scale-in and migration wait at most this long for connections
     breaker_share: float = 0.5
     breaker_min_ses: int = 2
+    analytics: wire.AnalyticsSettings = field(default_factory=wire.AnalyticsSettings)
 
 
 @dataclass
@@ -621,6 +622,7 @@ class DataPlane:
                 version=0,
                 heartbeat_interval_s=group.data["heartbeat_interval"] if group else 1.0,
                 virtualservices=tuple(sorted(by_se.get(se.uuid, []), key=lambda v: v.uuid)),
+                analytics=self._settings.analytics,
             )
             self._registry.publish(se.uuid, config)
 
@@ -1032,6 +1034,10 @@ class DataPlane:
                 for p in self._memory.placements.get(vs_uuid, [])
             ],
         }
+
+    def se_runtime_label(self, se_uuid: str) -> str:
+        """UP, PENDING, HEARTBEAT_FAILURE or DOWN, as the health manager last saw the SE."""
+        return self._memory.se_status.get(se_uuid, "PENDING")
 
     def _se_oper(self, se_uuid: str) -> str:
         label = self._memory.se_status.get(se_uuid, "PENDING")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid as uuidlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +44,8 @@ def diff_fields(old: dict[str, Any], new: dict[str, Any]) -> dict[str, dict[str,
 class EventLog:
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
+        # Called with every recorded event (inside its transaction: listeners must only queue it).
+        self.listeners: list[Callable[[dict[str, Any]], None]] = []
 
     def record(
         self,
@@ -58,21 +61,21 @@ class EventLog:
         obj_name: str | None = None,
         details: dict[str, Any] | None = None,
     ) -> None:
-        repo.insert_event(
-            conn,
-            {
-                "uuid": f"event-{uuidlib.uuid4()}",
-                "event_id": event_id,
-                "ts": usec(self._clock),
-                "tenant_uuid": tenant_uuid,
-                "obj_type": obj_type,
-                "obj_uuid": obj_uuid,
-                "obj_name": obj_name,
-                "user_name": (caller.user_name if caller else user_name or "")[:255],
-                "source_ip": (caller.source_ip if caller else source_ip or "")[:64],
-                "details": details or {},
-            },
-        )
+        record = {
+            "uuid": f"event-{uuidlib.uuid4()}",
+            "event_id": event_id,
+            "ts": usec(self._clock),
+            "tenant_uuid": tenant_uuid,
+            "obj_type": obj_type,
+            "obj_uuid": obj_uuid,
+            "obj_name": obj_name,
+            "user_name": (caller.user_name if caller else user_name or "")[:255],
+            "source_ip": (caller.source_ip if caller else source_ip or "")[:64],
+            "details": details or {},
+        }
+        repo.insert_event(conn, record)
+        for listener in self.listeners:
+            listener(record)
 
     def query(
         self, conn: Connection, tenant_uuids: list[str] | None, filters: EventFilter, offset: int, limit: int

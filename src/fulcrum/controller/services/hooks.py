@@ -287,6 +287,19 @@ def _certificate_after_refs(ctx: WriteContext) -> None:
     ctx.existing_secrets.pop("key_passphrase", None)
 
 
+def _snmp_credentials(ctx: WriteContext) -> None:
+    """Every trap server has its credentials, given now or kept from before (they are write-only)."""
+    secrets = ctx.raw_secrets()
+    for index, server in enumerate(ctx.data["trap_servers"]):
+        where = f"trap_servers[{index}]"
+        if server["version"] == "SNMP_VER2" and not secrets.get(f"{where}.community"):
+            raise InvalidInput(f"{where}.community: required with SNMP_VER2")
+        if server["version"] == "SNMP_VER3":
+            for key in ("auth_passphrase", "priv_passphrase"):
+                if not secrets.get(f"{where}.user.{key}"):
+                    raise InvalidInput(f"{where}.user.{key}: required with SNMP_VER3")
+
+
 HOOKS: dict[str, TypeHooks] = {
     "user": TypeHooks(
         authorize=_authorize_user,
@@ -300,4 +313,5 @@ HOOKS: dict[str, TypeHooks] = {
     "vsvip": TypeHooks(before_refs=_default("cloud_ref", DEFAULT_CLOUD), after_refs=_vsvip_after_refs),
     "virtualservice": TypeHooks(before_refs=_vs_before_refs, after_refs=_vs_after_refs),
     "sslkeyandcertificate": TypeHooks(after_refs=_certificate_after_refs),
+    "snmptrapprofile": TypeHooks(after_refs=_snmp_credentials),
 }

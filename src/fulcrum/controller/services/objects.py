@@ -410,8 +410,12 @@ class ObjectService:
         data = self._validate(otype, body)
         secrets: dict[str, Any] = {}
         for path in otype.secret_paths:
-            for value in get_path(data, path):
-                secrets[".".join(path)] = value
+            # Keyed by location (`trap_servers[1].community`): secrets inside list items stay apart.
+            def take(value: Any, label: str) -> Any:
+                secrets[label] = value
+                return value
+
+            map_path(data, path, take)
             pop_path(data, path)
         ctx = WriteContext(
             self, conn, caller, otype, uuid, tenant_uuid, data, secrets, existing,

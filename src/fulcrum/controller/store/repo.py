@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, and_, delete, func, insert, or_, select, update
 
-from fulcrum.controller.store.tables import events, objects, placements, refs, tokens, vs_scale
+from fulcrum.controller.store.tables import alerts, events, objects, placements, refs, tokens, vs_scale
 
 
 @dataclass
@@ -315,3 +316,73 @@ def delete_vs_scale(conn: Connection, vs_uuids: Iterable[str]) -> None:
 
 def set_secrets(conn: Connection, uuid: str, sealed: str | None) -> None:
     conn.execute(update(objects).where(objects.c.uuid == uuid).values(secrets=sealed))
+
+
+# --- alerts ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class AlertRow:
+    uuid: str
+    tenant_uuid: str
+    config_uuid: str
+    obj_key: str
+    state: str
+    level: str
+    raised_at: int
+    last_seen: int
+    data: dict[str, Any]
+
+
+def _alert(row: Any) -> AlertRow:
+    return AlertRow(
+        row.uuid, row.tenant_uuid, row.config_uuid, row.obj_key, row.state, row.level,
+        row.raised_at, row.last_seen, json.loads(row.data),
+    )  # fmt: skip
+
+
+def put_alert(conn: Connection, alert: AlertRow) -> None:
+    conn.execute(delete(alerts).where(alerts.c.uuid == alert.uuid))
+    conn.execute(
+        insert(alerts).values(
+            uuid=alert.uuid, tenant_uuid=alert.tenant_uuid, config_uuid=alert.config_uuid,
+            obj_key=alert.obj_key, state=alert.state, level=alert.level, raised_at=alert.raised_at,
+            last_seen=alert.last_seen, data=json.dumps(alert.data, sort_keys=True),
+        )
+    )  # fmt: skip
+
+
+def get_alert(conn: Connection, uuid: str) -> AlertRow | None:
+    row = conn.execute(select(alerts).where(alerts.c.uuid == uuid)).first()
+    return _alert(row) if row else None
+
+
+def open_alert(conn: Connection, config_uuid: str, obj_key: str) -> AlertRow | None:
+    """The newest alert of this config and object that is not cleared."""
+    row = conn.execute(
+        select(alerts)
+        .where(alerts.c.config_uuid == config_uuid, alerts.c.obj_key == obj_key, alerts.c.state != "CLEARED")
+        .order_by(alerts.c.raised_at.desc())
+    ).first()
+    return _alert(row) if row else None
+
+
+def open_alerts(conn: Connection) -> list[AlertRow]:
+    return [_alert(r) for r in conn.execute(select(alerts).where(alerts.c.state != "CLEARED")).all()]
+
+
+def list_alerts(
+    conn: Connection, tenant_uuids: list[str] | None, state: str | None, offset: int, limit: int
+) -> tuple[int, list[AlertRow]]:
+    conditions: list[ColumnElement[bool]] = []
+    if tenant_uuids is not None:
+        conditions.append(alerts.c.tenant_uuid.in_(tenant_uuids))
+    if state is not None:
+        conditions.append(alerts.c.state == state)
+    where = and_(*conditions) if conditions else None
+    count_query = select(func.count()).select_from(alerts)
+    query = select(alerts).order_by(alerts.c.raised_at.desc()).offset(offset).limit(limit)
+    if where is not None:
+        count_query, query = count_query.where(where), query.where(where)
+    total = conn.execute(count_query).scalar_one()
+    return int(total), [_alert(r) for r in conn.execute(query).all()]

@@ -94,6 +94,23 @@ placements = Table(
     Index("ix_placements_se", "se_uuid"),
 )
 
+# Alerts (see migration 0004); `data` holds the JSON of everything else an alert shows.
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("uuid", String(80), primary_key=True),
+    Column("tenant_uuid", String(80), nullable=False),
+    Column("config_uuid", String(80), nullable=False),
+    Column("obj_key", String(80), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("level", String(16), nullable=False),
+    Column("raised_at", BigInteger, nullable=False),
+    Column("last_seen", BigInteger, nullable=False),
+    Column("data", Text, nullable=False),
+    Index("ix_alerts_config_obj", "config_uuid", "obj_key"),
+    Index("ix_alerts_tenant_raised", "tenant_uuid", "raised_at"),
+)
+
 # Scale-out state per virtual service (see migration 0003).
 vs_scale = Table(
     "vs_scale",
