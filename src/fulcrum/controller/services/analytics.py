@@ -62,7 +62,7 @@ class Analytics:
     store: MetricStore
     clock: Clock
     rollup_every_s: float = 30.0
-    scope_ttl_s: float = 2.0
+    scope_ttl_s: float = 5.0
     stats: IngestStats = field(default_factory=IngestStats)
     listeners: list[Callable[[str, wire.AnalyticsReport], None]] = field(default_factory=list)
 
@@ -70,6 +70,8 @@ class Analytics:
         self._latest: dict[tuple[str, str, str], Latest] = {}  # (entity, server, metric)
         self._etype: dict[str, str] = {}
         self._scopes: dict[str, _Scope] = {}
+        self._scopes_read_at = float("-inf")
+        self._scope_lock = threading.Lock()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -98,25 +100,38 @@ class Analytics:
     # --- ingest -----------------------------------------------------------------------------------
 
     def _scope(self, se_uuid: str) -> _Scope:
+        """What `se_uuid` serves; every SE's scope is rebuilt together, at most every `scope_ttl_s`."""
         now = self.clock.now()
-        cached = self._scopes.get(se_uuid)
-        if cached is not None and now - cached.read_at < self.scope_ttl_s:
-            return cached
+        with self._scope_lock:
+            cached = self._scopes.get(se_uuid)
+            if cached is not None and now - cached.read_at < self.scope_ttl_s:
+                return cached
+            if now - self._scopes_read_at >= self.scope_ttl_s or cached is None:
+                self._scopes = self._read_scopes(now)
+                self._scopes_read_at = now
+            return self._scopes.get(se_uuid) or _Scope({se_uuid}, {}, now)
+
+    def invalidate_scopes(self) -> None:
+        """Placements changed: read every SE's scope again on its next report."""
+        with self._scope_lock:
+            self._scopes_read_at = float("-inf")
+            self._scopes = {}
+
+    def _read_scopes(self, now: float) -> dict[str, _Scope]:
         with self.objects.db.read() as conn:
-            hosted = [vs for vs, se, _role in repo.all_placements(conn) if se == se_uuid]
-            entities = {se_uuid}
-            tenants: dict[str, str] = {}
-            for vs_uuid in hosted:
-                vs = repo.get(conn, vs_uuid)
-                if vs is None:
-                    continue
-                entities.add(vs_uuid)
-                tenants[vs_uuid] = vs.tenant_uuid
-                if vs.data.get("pool_ref"):
-                    entities.add(refs.uuid_of(vs.data["pool_ref"]))
-        scope = _Scope(entities, tenants, now)
-        self._scopes[se_uuid] = scope
-        return scope
+            placements = repo.all_placements(conn)
+            vss = {o.uuid: o for o in repo.all_of_type(conn, "virtualservice")}
+        scopes: dict[str, _Scope] = {}
+        for vs_uuid, se_uuid, _role in placements:
+            scope = scopes.setdefault(se_uuid, _Scope({se_uuid}, {}, now))
+            vs = vss.get(vs_uuid)
+            if vs is None:
+                continue
+            scope.entities.add(vs_uuid)
+            scope.tenants[vs_uuid] = vs.tenant_uuid
+            if vs.data.get("pool_ref"):
+                scope.entities.add(refs.uuid_of(vs.data["pool_ref"]))
+        return scopes
 
     def ingest(self, se_uuid: str, report: wire.AnalyticsReport) -> dict[str, int]:
         started = time.perf_counter()
@@ -127,8 +142,7 @@ class Analytics:
             if p.entity_uuid in scope.entities and catalog.is_known(p.metric_id)
         ]
         logs = [entry.model_dump() for entry in report.logs if entry.vs_uuid in scope.tenants]
-        self.store.add(points)
-        self.store.add_logs(logs, se_uuid, lambda vs: scope.tenants[vs])
+        self.store.add(points, logs, se_uuid, lambda vs: scope.tenants[vs])
         with self._lock:
             for p in points:
                 self._latest[(p.entity, p.server, p.metric)] = Latest(p.value, report.end)

@@ -111,6 +111,7 @@ def build_services(settings: ControllerSettings, clock: Clock | None = None) -> 
         max_log_rows=settings.analytics_max_log_rows,
     )
     analytics = Analytics(objects, store, clock)
+    dataplane.on_placements.append(analytics.invalidate_scopes)
     health = HealthScorer(objects, store, dataplane, analytics, clock, apdex_t_ms=settings.slow_request_ms)
     alerts = AlertEngine(objects, store, clock, deliver)
     events.listeners.append(alerts.on_event)

@@ -165,6 +165,7 @@ class DataPlane:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pass_lock = threading.Lock()
+        self.on_placements: list[Callable[[], None]] = []  # called after placements change
         objects.listeners.append(self._on_change)
         registry.on_ack.append(self.poke)
 
@@ -522,6 +523,8 @@ class DataPlane:
                 for row in changed:
                     repo.put_vs_scale(conn, row, stamp)
                 repo.delete_vs_scale(conn, gone)
+            for listener in self.on_placements:
+                listener()
         for vs in gone:
             scale.pop(vs, None)
         world.scale = scale

@@ -100,15 +100,25 @@ class MetricStore:
 
     # --- points -----------------------------------------------------------------------------------
 
-    def add(self, points: Iterable[Point]) -> int:
+    def add(
+        self,
+        points: Iterable[Point],
+        logs: Iterable[dict[str, Any]] = (),
+        se_uuid: str = "",
+        tenant_of: Callable[[str], str] = lambda _vs: "",
+    ) -> int:
+        """Store one report's points and request logs in one transaction; returns the points stored."""
         step = self.finest.step_s
         rows = [
             (step, p.entity, p.server, p.metric, int(p.ts // step) * step, float(p.value), 1, p.etype)
             for p in points
         ]
+        log_rows = self._log_rows(logs, se_uuid, tenant_of)
         with self._lock:
             self._conn.execute("BEGIN")
             self._conn.executemany("INSERT OR REPLACE INTO points VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            if log_rows:
+                self._insert_logs(log_rows)
             self._conn.execute("COMMIT")
         return len(rows)
 
@@ -201,8 +211,11 @@ class MetricStore:
 
     # --- request logs -----------------------------------------------------------------------------
 
-    def add_logs(self, rows: Iterable[dict[str, Any]], se_uuid: str, tenant_of: Callable[[str], str]) -> int:
-        values = [
+    @staticmethod
+    def _log_rows(
+        rows: Iterable[dict[str, Any]], se_uuid: str, tenant_of: Callable[[str], str]
+    ) -> list[tuple[Any, ...]]:
+        return [
             (
                 row["ts"],
                 row["vs_uuid"],
@@ -216,19 +229,25 @@ class MetricStore:
             )
             for row in rows
         ]
+
+    def _insert_logs(self, values: list[tuple[Any, ...]]) -> None:
+        self._conn.executemany(
+            "INSERT INTO logs (ts, vs, tenant, status, client_ip, uri, significant, se, data) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            values,
+        )
+        # Retention by size: keep the newest max_log_rows.
+        self._conn.execute(
+            "DELETE FROM logs WHERE id <= (SELECT MAX(id) FROM logs) - ?", (self.max_log_rows,)
+        )
+
+    def add_logs(self, rows: Iterable[dict[str, Any]], se_uuid: str, tenant_of: Callable[[str], str]) -> int:
+        values = self._log_rows(rows, se_uuid, tenant_of)
         if not values:
             return 0
         with self._lock:
             self._conn.execute("BEGIN")
-            self._conn.executemany(
-                "INSERT INTO logs (ts, vs, tenant, status, client_ip, uri, significant, se, data) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                values,
-            )
-            # Retention by size: keep the newest max_log_rows.
-            self._conn.execute(
-                "DELETE FROM logs WHERE id <= (SELECT MAX(id) FROM logs) - ?", (self.max_log_rows,)
-            )
+            self._insert_logs(values)
             self._conn.execute("COMMIT")
         return len(values)
 
