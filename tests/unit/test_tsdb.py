@@ -91,3 +91,16 @@ def test_logs_are_searchable_and_bounded_by_size(store: MetricStore) -> None:
 def test_resolutions_must_nest(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="multiple"):
         MetricStore(tmp_path / "b.db", lambda _m: "avg", [Resolution(5, 10), Resolution(7, 100)])
+
+
+def test_reports_faster_than_the_step_merge_by_kind_and_keep_counts_exact(store: MetricStore) -> None:
+    # Five 1-second reports in one 5-second bucket: 3, 5, 0, 2, 10 responses per second.
+    for i, rate in enumerate((3.0, 5.0, 0.0, 2.0, 10.0)):
+        store.add([Point("virtualservice", "vs", "rate", 100 + i, rate, duration=1.0)])
+        store.add([Point("virtualservice", "vs", "peak", 100 + i, rate, duration=1.0)])
+        store.add([Point("virtualservice", "vs", "count", 100 + i, 1.0, duration=1.0)])
+    ((ts, value, covered),) = store.series_covered("vs", ["rate"])["rate"]
+    assert (ts, covered) == (100, 5.0)
+    assert value * covered == 20.0  # exactly the responses sent
+    assert store.series("vs", ["peak"])["peak"] == [(100, 10.0)]
+    assert store.series("vs", ["count"])["count"] == [(100, 5.0)]

@@ -136,8 +136,17 @@ class Analytics:
     def ingest(self, se_uuid: str, report: wire.AnalyticsReport) -> dict[str, int]:
         started = time.perf_counter()
         scope = self._scope(se_uuid)
+        duration = max(0.001, report.end - report.start)
         points = [
-            Point(p.entity_type.value, p.entity_uuid, p.metric_id, report.start, p.value, p.server or "")
+            Point(
+                p.entity_type.value,
+                p.entity_uuid,
+                p.metric_id,
+                report.start,
+                p.value,
+                p.server or "",
+                duration,
+            )
             for p in report.metrics
             if p.entity_uuid in scope.entities and catalog.is_known(p.metric_id)
         ]
@@ -193,7 +202,7 @@ class Analytics:
         if not 1 <= limit <= MAX_LIMIT:
             raise InvalidInput(f"limit: must be between 1 and {MAX_LIMIT}")
         res = self.store.resolution_for(step)
-        found = self.store.series(entity, metric_ids, step, limit)
+        found = self.store.series_covered(entity, metric_ids, step, limit)
         series = []
         for metric_id in metric_ids:
             series.append(
@@ -202,9 +211,13 @@ class Analytics:
                         "name": metric_id,
                         "units": catalog.unit(metric_id),
                         "entity_uuid": entity,
-                        "statistics": _statistics([v for _ts, v in found[metric_id]]),
+                        "statistics": _statistics([v for _ts, v, _d in found[metric_id]]),
                     },
-                    "data": [{"timestamp": _iso(ts), "value": value} for ts, value in found[metric_id]],
+                    # covered_s: seconds of SE reports behind the point (rate x covered_s = count).
+                    "data": [
+                        {"timestamp": _iso(ts), "value": value, "covered_s": round(covered, 3)}
+                        for ts, value, covered in found[metric_id]
+                    ],
                 }
             )
         return {"entity_uuid": entity, "step": res.step_s, "limit": limit, "series": series}

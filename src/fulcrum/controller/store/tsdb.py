@@ -27,7 +27,7 @@ from typing import Any
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS points (
     res INTEGER NOT NULL, entity TEXT NOT NULL, server TEXT NOT NULL, metric TEXT NOT NULL,
-    ts INTEGER NOT NULL, value REAL NOT NULL, n INTEGER NOT NULL, etype TEXT NOT NULL,
+    ts INTEGER NOT NULL, value REAL NOT NULL, dur REAL NOT NULL, etype TEXT NOT NULL,
     PRIMARY KEY (res, entity, metric, server, ts)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS rollup_state (res INTEGER PRIMARY KEY, done_until INTEGER NOT NULL);
@@ -57,6 +57,21 @@ class Point:
     ts: float  # start of the interval the value covers
     value: float
     server: str = ""
+    duration: float = 5.0  # seconds the value covers
+
+
+# Several reports in one bucket (an SE reporting more often than the finest step) merge by kind:
+# rates and averages weighted by the seconds they cover, maxima by max, counts by sum.
+MERGE_POINT = """
+INSERT INTO points VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+ON CONFLICT (res, entity, metric, server, ts) DO UPDATE SET
+    value = CASE ?9
+        WHEN 'max' THEN max(value, excluded.value)
+        WHEN 'sum' THEN value + excluded.value
+        ELSE (value * dur + excluded.value * excluded.dur) / (dur + excluded.dur)
+    END,
+    dur = dur + excluded.dur
+"""
 
 
 @dataclass(frozen=True)
@@ -110,13 +125,23 @@ class MetricStore:
         """Store one report's points and request logs in one transaction; returns the points stored."""
         step = self.finest.step_s
         rows = [
-            (step, p.entity, p.server, p.metric, int(p.ts // step) * step, float(p.value), 1, p.etype)
+            (
+                step,
+                p.entity,
+                p.server,
+                p.metric,
+                int(p.ts // step) * step,
+                float(p.value),
+                p.duration,
+                p.etype,
+                self._rollup_kind(p.metric),
+            )
             for p in points
         ]
         log_rows = self._log_rows(logs, se_uuid, tenant_of)
         with self._lock:
             self._conn.execute("BEGIN")
-            self._conn.executemany("INSERT OR REPLACE INTO points VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            self._conn.executemany(MERGE_POINT, rows)
             if log_rows:
                 self._insert_logs(log_rows)
             self._conn.execute("COMMIT")
@@ -136,22 +161,27 @@ class MetricStore:
                     continue
                 merged: dict[tuple[str, str, str, str, int], list[float]] = {}
                 cursor = self._conn.execute(
-                    "SELECT entity, server, metric, etype, ts, value, n FROM points "
+                    "SELECT entity, server, metric, etype, ts, value, dur FROM points "
                     "WHERE res = ? AND ts >= ? AND ts < ?",
                     (finer.step_s, start, until),
                 )
-                for entity, server, metric, etype, ts, value, n in cursor:
+                for entity, server, metric, etype, ts, value, dur in cursor:
                     # Points are labelled with the start of the interval they cover.
                     bucket = ts // coarser.step_s * coarser.step_s
-                    acc = merged.setdefault((entity, server, metric, etype, bucket), [0.0, 0, float("-inf")])
-                    acc[0] += value * n
-                    acc[1] += n
+                    acc = merged.setdefault(
+                        (entity, server, metric, etype, bucket), [0.0, 0.0, float("-inf"), 0.0]
+                    )
+                    acc[0] += value * dur
+                    acc[1] += dur
                     acc[2] = max(acc[2], value)
+                    acc[3] += value
                 rows = []
-                for (entity, server, metric, etype, bucket), (total, n, peak) in merged.items():
+                for (entity, server, metric, etype, bucket), (weighted, dur, peak, added) in merged.items():
                     kind = self._rollup_kind(metric)
-                    value = peak if kind == "max" else total if kind == "sum" else total / n
-                    rows.append((coarser.step_s, entity, server, metric, bucket, value, n, etype))
+                    value = (
+                        peak if kind == "max" else added if kind == "sum" else weighted / dur if dur else 0.0
+                    )
+                    rows.append((coarser.step_s, entity, server, metric, bucket, value, dur, etype))
                 self._conn.execute("BEGIN")
                 self._conn.executemany("INSERT OR REPLACE INTO points VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
                 self._conn.execute(
@@ -188,17 +218,31 @@ class MetricStore:
         limit: int = 60,
         server: str = "",
     ) -> dict[str, list[tuple[int, float]]]:
-        """The newest `limit` points of each metric, oldest first."""
+        """The newest `limit` points of each metric, oldest first: (bucket start, value)."""
+        return {
+            metric: [(ts, value) for ts, value, _dur in points]
+            for metric, points in self.series_covered(entity, metrics, step, limit, server).items()
+        }
+
+    def series_covered(
+        self,
+        entity: str,
+        metrics: Sequence[str],
+        step: int | None = None,
+        limit: int = 60,
+        server: str = "",
+    ) -> dict[str, list[tuple[int, float, float]]]:
+        """Like `series`, with the seconds of reports each point covers (a rate x covered = a count)."""
         res = self.resolution_for(step)
-        found: dict[str, list[tuple[int, float]]] = {}
+        found: dict[str, list[tuple[int, float, float]]] = {}
         with self._lock:
             for metric in metrics:
                 rows = self._conn.execute(
-                    "SELECT ts, value FROM points WHERE res = ? AND entity = ? AND metric = ? AND server = ? "
-                    "ORDER BY ts DESC LIMIT ?",
+                    "SELECT ts, value, dur FROM points "
+                    "WHERE res = ? AND entity = ? AND metric = ? AND server = ? ORDER BY ts DESC LIMIT ?",
                     (res.step_s, entity, metric, server, limit),
                 ).fetchall()
-                found[metric] = [(int(ts), float(value)) for ts, value in reversed(rows)]
+                found[metric] = [(int(ts), float(value), float(dur)) for ts, value, dur in reversed(rows)]
         return found
 
     def servers(self, entity: str) -> list[str]:
