@@ -26,6 +26,7 @@ import psutil
 
 from support.processes import ControllerProcess, free_port
 
+SLEEP_S = 1.3
 SLOW_CHUNKS = 10
 SLOW_PAUSE_S = 0.3
 
@@ -37,6 +38,13 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path.startswith("/slow"):
             self._slow()
             return
+        if self.path.startswith("/fail"):  # an injected server error
+            self.send_response(500)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if self.path.startswith("/sleep"):  # a slow answer: SLEEP_S before the response
+            time.sleep(SLEEP_S)
         body = self.server.name.encode()  # type: ignore[attr-defined]
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))

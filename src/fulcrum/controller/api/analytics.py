@@ -99,14 +99,16 @@ def build_router() -> APIRouter:
         metric_id: str = Query(..., description="comma-separated metric ids"),
         step: int | None = Query(None, ge=1, description="seconds per point: 5, 300 or 3600 by default"),
         limit: int = Query(60, ge=1, le=1000),
+        server: str | None = Query(None, max_length=80, description="a pool's server `ip:port`"),
         caller: Caller = Depends(get_caller),
     ) -> JSONResponse:
         obj = await run_in_threadpool(_visible, request, caller, entity_type, uuid)
         ids = [m.strip() for m in metric_id.split(",") if m.strip()]
         if not ids:
             raise InvalidInput("metric_id: give at least one metric id")
+        analytics = services(request).analytics
         answer = await run_in_threadpool(
-            services(request).analytics.series, entity_type, obj.uuid, ids, step, limit
+            analytics.series, entity_type, obj.uuid, ids, step, limit, server or ""
         )
         return JSONResponse(answer)
 

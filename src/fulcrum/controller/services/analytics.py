@@ -191,7 +191,13 @@ class Analytics:
         return catalog.describe()
 
     def series(
-        self, entity_type: str, entity: str, metric_ids: list[str], step: int | None, limit: int
+        self,
+        entity_type: str,
+        entity: str,
+        metric_ids: list[str],
+        step: int | None,
+        limit: int,
+        server: str = "",
     ) -> dict[str, Any]:
         unknown = [m for m in metric_ids if not catalog.is_known(m)]
         if unknown:
@@ -202,7 +208,7 @@ class Analytics:
         if not 1 <= limit <= MAX_LIMIT:
             raise InvalidInput(f"limit: must be between 1 and {MAX_LIMIT}")
         res = self.store.resolution_for(step)
-        found = self.store.series_covered(entity, metric_ids, step, limit)
+        found = self.store.series_covered(entity, metric_ids, step, limit, server)
         series = []
         for metric_id in metric_ids:
             series.append(
@@ -220,7 +226,12 @@ class Analytics:
                     ],
                 }
             )
-        return {"entity_uuid": entity, "step": res.step_s, "limit": limit, "series": series}
+        answer: dict[str, Any] = {"entity_uuid": entity, "step": res.step_s, "limit": limit, "series": series}
+        if server:
+            answer["server"] = server
+        else:
+            answer["servers"] = self.store.servers(entity)
+        return answer
 
     def search_logs(self, query: LogQuery) -> dict[str, Any]:
         if not 1 <= query.limit <= MAX_LIMIT:
