@@ -2,6 +2,9 @@
 
 All three are measured in the same run with the same load generator (wrk), interleaved over several
 rounds in a rotating order; the medians are reported. Keep-alive and connection-per-request are both measured.
+`--analytics both` (the default) adds a second Fulcrum VS on the same SE with analytics off
+(`analytics_policy` metrics and request logs disabled), measured in the same rotation, for the key
+`ratio_analytics_on_vs_off`; `on` / `off` measure only the VS with analytics on / off.
 Last line of output: one JSON object.
 """
 
@@ -18,37 +21,38 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=5.0, help="duration of each wrk run")
     parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--analytics", choices=("on", "off", "both"), default="both")
     args = parser.parse_args()
 
     lab = Lab()
     try:
         backends = [lab.backend("one"), lab.backend("two")]
         api = lab.start_controller()
-        vip, port = "127.100.50.1", free_port()
         pool = api.post(
             "/api/pool",
             json={"name": "bench", "lb_algorithm": "LB_ALGORITHM_ROUND_ROBIN",
                   "servers": [{"ip": "127.0.0.1", "port": p} for p in backends]},
         )  # fmt: skip
         pool.raise_for_status()
-        vs = api.post(
-            "/api/virtualservice",
-            json={
-                "name": "bench",
-                "services": [{"port": port}],
-                "pool_ref": "bench",
-                "vip": [{"ip_address": vip}],
-            },
+        targets: dict[str, str] = {}
+        variants = {"on": [("fulcrum", True)], "off": [("fulcrum", False)]}.get(
+            args.analytics, [("fulcrum", True), ("fulcrum_analytics_off", False)]
         )
-        vs.raise_for_status()
-        lab.wait_vs_up(api, vs.json()["url"])
+        for index, (name, analytics) in enumerate(variants):
+            vip, port = f"127.100.50.{index + 1}", free_port()
+            policy = {"metrics_enabled": analytics, "client_logs_enabled": analytics}
+            vs = api.post(
+                "/api/virtualservice",
+                json={"name": name, "services": [{"port": port}], "pool_ref": "bench",
+                      "vip": [{"ip_address": vip}], "analytics_policy": policy},
+            )  # fmt: skip
+            vs.raise_for_status()
+            lab.wait_vs_up(api, vs.json()["url"])
+            targets[name] = f"http://{vip}:{port}/"
         plain_port = free_port()
         lab.plain_haproxy("127.0.0.1", plain_port, backends)
-        targets = {
-            "fulcrum": f"http://{vip}:{port}/",
-            "plain_haproxy": f"http://127.0.0.1:{plain_port}/",
-            "direct": f"http://127.0.0.1:{backends[0]}/",
-        }
+        targets["plain_haproxy"] = f"http://127.0.0.1:{plain_port}/"
+        targets["direct"] = f"http://127.0.0.1:{backends[0]}/"
         results: dict[str, list[float]] = {}
         errors = 0
         names = list(targets)
@@ -70,6 +74,14 @@ def main() -> None:
     medians["ratio_vs_haproxy_close"] = round(
         medians["fulcrum_close_rps"] / medians["plain_haproxy_close_rps"], 3
     )
+    if "fulcrum_analytics_off_rps" in medians:
+        medians["ratio_analytics_on_vs_off"] = round(
+            medians["fulcrum_rps"] / medians["fulcrum_analytics_off_rps"], 3
+        )
+        medians["ratio_analytics_on_vs_off_close"] = round(
+            medians["fulcrum_close_rps"] / medians["fulcrum_analytics_off_close_rps"], 3
+        )
+    medians["analytics"] = args.analytics
     medians["errors"] = errors
     medians["seconds"] = args.seconds
     medians["rounds"] = args.rounds

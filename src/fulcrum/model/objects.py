@@ -339,6 +339,12 @@ class Service(Strict):
         return self
 
 
+class AnalyticsPolicy(Strict):
+    metrics_enabled: bool = True
+    # Request logs: every significant request plus the controller's sample of the others.
+    client_logs_enabled: bool = True
+
+
 class VirtualService(Strict):
     name: Name
     description: Description = ""
@@ -355,6 +361,7 @@ class VirtualService(Strict):
     vsvip_ref: ref("vsvip") | None = None  # type: ignore[valid-type]
     vip: Annotated[list[Vip] | None, Field(min_length=1, max_length=16)] = None
     flow_dist: FlowDist = FlowDist.LOAD_AWARE
+    analytics_policy: AnalyticsPolicy = Field(default_factory=AnalyticsPolicy)
 
     @model_validator(mode="after")
     def _consistent(self) -> VirtualService:

@@ -170,6 +170,8 @@ class VsSpec(_Wire):
     certificates: tuple[CertificateSpec, ...] = ()
     role: VsRole = VsRole.PRIMARY
     scaleout: ScaleOutSpec | None = None  # set when the VS runs on more than one SE
+    metrics: bool = True  # report this VS's metrics
+    request_logs: bool = True  # log this VS's requests (significant ones and a sample)
 
 
 class AnalyticsSettings(_Wire):

@@ -199,4 +199,6 @@ def vs_spec(vs: StoredObject, lookup: Lookup, secrets: Secrets) -> wire.VsSpec:
         http=http,
         pool=pool_spec(pool, lookup) if pool is not None else None,
         certificates=tuple(certificates),
+        metrics=data.get("analytics_policy", {}).get("metrics_enabled", True),
+        request_logs=data.get("analytics_policy", {}).get("client_logs_enabled", True),
     )
