@@ -45,7 +45,15 @@ def _counted(api: httpx.Client, entity: str, uuid: str, metric: str, server: str
 def test_traffic_becomes_metrics_logs_health_and_alerts(stack: Stack) -> None:
     with stack.controller.client() as api:
         servers = [{"ip": "127.0.0.1", "port": b.port} for b in stack.backends]
-        pool = api.post("/api/pool", json={"name": "shop", "servers": servers}).json()
+        monitor = api.post(
+            "/api/healthmonitor",
+            json={"name": "shop-check", "type": "HEALTH_MONITOR_TCP", "send_interval": 1,
+                  "receive_timeout": 1, "successful_checks": 1, "failed_checks": 2},
+        )  # fmt: skip
+        assert monitor.status_code == 201, monitor.text
+        pool = api.post(
+            "/api/pool", json={"name": "shop", "servers": servers, "health_monitor_refs": ["shop-check"]}
+        ).json()
         port = free_port()
         vs = api.post(
             "/api/virtualservice",
@@ -149,11 +157,12 @@ def test_traffic_becomes_metrics_logs_health_and_alerts(stack: Stack) -> None:
             timeout=30,
         )
 
-        # The metric alert was raised by the 5xx responses.
-        raised = wait_for(
-            "the alert",
-            lambda: [a for a in api.get("/api/alert").json()["results"] if a["name"] == "shop-5xx"],
-        )
+        # The metric alert: raised while 5xx responses keep coming (it is evaluated every 5 s).
+        def fail_and_look() -> list[dict[str, Any]]:
+            httpx.get(f"{url}/fail?again=1", timeout=5)
+            return [a for a in api.get("/api/alert").json()["results"] if a["name"] == "shop-5xx"]
+
+        raised = wait_for("the alert", fail_and_look, every=0.5)
         assert raised[0]["obj_name"] == "shop" and "l7_client.avg_resp_5xx" in raised[0]["summary"]
         assert any(a["name"] == "System-Server-Down" for a in api.get("/api/alert").json()["results"])
 

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from fulcrum.protocol.se import (
     Algorithm,
+    AnalyticsSettings,
     AppType,
     CertificateSpec,
     HttpSettings,
@@ -310,6 +311,14 @@ frontend fe_virtualservice-web from fulcrum_http
     bind 10.0.0.10:443 ssl crt-list /run/fulcrum/se-1/certs/fe_virtualservice-web-1081e96fbb24.crtlist ssl-min-ver TLSv1.2 alpn http/1.1
     bind [fd00::10]:80
     bind [fd00::10]:443 ssl crt-list /run/fulcrum/se-1/certs/fe_virtualservice-web-1081e96fbb24.crtlist ssl-min-ver TLSv1.2 alpn http/1.1
+    log unix@/run/fulcrum/se-1/log.sock len 4096 format raw local0
+    log-format "h1 %Ts.%ms %f %b %s %ci %cp %Th %Ti %TR %Tw %Tc %Tr %Ta %ST %U %B %tsc %sslv %HM %{+Q}HU"
+    option dontlognull
+    acl fulcrum_answered status lt 400
+    acl fulcrum_fast date(0,ms),sub(txn.fulcrum_t0) lt 1000
+    acl fulcrum_unsampled rand(1000000) ge 10000
+    http-request set-var(txn.fulcrum_t0) date(0,ms)
+    http-response set-log-level silent if fulcrum_answered fulcrum_fast fulcrum_unsampled
     timeout http-request 10000ms
     timeout http-keep-alive 15000ms
     http-request redirect scheme https code 301 if !{ ssl_fc }
@@ -340,12 +349,16 @@ frontend fe_virtualservice-tcp from fulcrum_tcp
     mode tcp
     description "virtual service db (virtualservice-tcp)"
     bind 10.0.0.20:5000-5010
+    log unix@/run/fulcrum/se-1/log.sock len 4096 format raw local0
+    log-format "t1 %Ts.%ms %f %b %s %ci %cp %Th %Tw %Tc %Tt %U %B %tsc %sslv"
     default_backend be_virtualservice-tcp
 
 frontend fe_virtualservice-ssl from fulcrum_tcp
     mode tcp
     description "virtual service smtps (virtualservice-ssl)"
     bind 10.0.0.30:465 ssl crt-list /run/fulcrum/se-1/certs/fe_virtualservice-ssl-995f2ea324c0.crtlist ssl-min-ver TLSv1.2
+    log unix@/run/fulcrum/se-1/log.sock len 4096 format raw local0
+    log-format "t1 %Ts.%ms %f %b %s %ci %cp %Th %Tw %Tc %Tt %U %B %tsc %sslv"
     default_backend be_virtualservice-ssl
 
 backend be_virtualservice-tcp from fulcrum_tcp
@@ -376,6 +389,14 @@ frontend fe_virtualservice-nopool-http from fulcrum_http
     mode http
     description "virtual service soon (virtualservice-nopool-http)"
     bind 10.0.0.42:80
+    log unix@/run/fulcrum/se-1/log.sock len 4096 format raw local0
+    log-format "h1 %Ts.%ms %f %b %s %ci %cp %Th %Ti %TR %Tw %Tc %Tr %Ta %ST %U %B %tsc %sslv %HM %{+Q}HU"
+    option dontlognull
+    acl fulcrum_answered status lt 400
+    acl fulcrum_fast date(0,ms),sub(txn.fulcrum_t0) lt 1000
+    acl fulcrum_unsampled rand(1000000) ge 10000
+    http-request set-var(txn.fulcrum_t0) date(0,ms)
+    http-response set-log-level silent if fulcrum_answered fulcrum_fast fulcrum_unsampled
     timeout http-request 10000ms
     timeout http-keep-alive 30000ms
     http-request deny deny_status 503
@@ -384,12 +405,22 @@ frontend fe_virtualservice-nopool-tcp from fulcrum_tcp
     mode tcp
     description "virtual service soon-tcp (virtualservice-nopool-tcp)"
     bind 10.0.0.42:6000
+    log unix@/run/fulcrum/se-1/log.sock len 4096 format raw local0
+    log-format "t1 %Ts.%ms %f %b %s %ci %cp %Th %Tw %Tc %Tt %U %B %tsc %sslv"
     tcp-request connection reject
 
 frontend fe_virtualservice-api from fulcrum_http
     mode http
     description "virtual service api (virtualservice-api)"
     bind 10.0.0.43:8080
+    log unix@/run/fulcrum/se-1/log.sock len 4096 format raw local0
+    log-format "h1 %Ts.%ms %f %b %s %ci %cp %Th %Ti %TR %Tw %Tc %Tr %Ta %ST %U %B %tsc %sslv %HM %{+Q}HU"
+    option dontlognull
+    acl fulcrum_answered status lt 400
+    acl fulcrum_fast date(0,ms),sub(txn.fulcrum_t0) lt 1000
+    acl fulcrum_unsampled rand(1000000) ge 10000
+    http-request set-var(txn.fulcrum_t0) date(0,ms)
+    http-response set-log-level silent if fulcrum_answered fulcrum_fast fulcrum_unsampled
     timeout http-request 10000ms
     timeout http-keep-alive 30000ms
     default_backend be_virtualservice-api
@@ -422,6 +453,14 @@ frontend fe_virtualservice-shop from fulcrum_http
     bind 10.8.0.1:20080 accept-proxy
     bind 10.8.0.1:20443 accept-proxy ssl crt-list /run/fulcrum/se-1/certs/fe_virtualservice-shop-995f2ea324c0.crtlist ssl-min-ver TLSv1.2 alpn http/1.1
     bind 10.8.0.1:28000-28002 accept-proxy
+    log unix@/run/fulcrum/se-1/log.sock len 4096 format raw local0
+    log-format "h1 %Ts.%ms %f %b %s %ci %cp %Th %Ti %TR %Tw %Tc %Tr %Ta %ST %U %B %tsc %sslv %HM %{+Q}HU"
+    option dontlognull
+    acl fulcrum_answered status lt 400
+    acl fulcrum_fast date(0,ms),sub(txn.fulcrum_t0) lt 1000
+    acl fulcrum_unsampled rand(1000000) ge 10000
+    http-request set-var(txn.fulcrum_t0) date(0,ms)
+    http-response set-log-level silent if fulcrum_answered fulcrum_fast fulcrum_unsampled
     timeout http-request 10000ms
     timeout http-keep-alive 30000ms
     option forwardfor header X-Forwarded-For
@@ -442,6 +481,9 @@ frontend fe_virtualservice-queue from fulcrum_tcp
     mode tcp
     description "virtual service queue (virtualservice-queue)"
     bind [fd00::8:1]:15000-15010 accept-proxy
+    log unix@/run/fulcrum/se-1/log.sock len 4096 format raw local0
+    log-format "t1 %Ts.%ms %f %b %s %ci %cp %Th %Tw %Tc %Tt %U %B %tsc %sslv"
+    option dontlognull
     default_backend be_virtualservice-queue
 
 backend be_virtualservice-shop from fulcrum_http
@@ -806,3 +848,24 @@ def test_every_example_passes_haproxy_check(tmp_path: Path) -> None:
 
         assert valid, message
         assert "[WARNING]" not in message, message
+
+
+# --- analytics ------------------------------------------------------------------------------------
+
+
+def test_request_logs_go_to_the_agents_socket_only_while_analytics_are_on() -> None:
+    config = EXAMPLES["scaleout"]
+    logging = render(build_view(config, PATHS))
+    silent = render(
+        build_view(config.model_copy(update={"analytics": AnalyticsSettings(enabled=False)}), PATHS)
+    )
+
+    log_lines = [line for line in logging.split("\n") if line.startswith("    log ")]
+    # Two frontends log (the worker of each scaled-out VS), the distributor does not.
+    assert log_lines == ["    log unix@/run/fulcrum/se-1/log.sock len 4096 format raw local0"] * 2
+    assert not [
+        line for line in silent.split("\n") if line.lstrip().startswith(("log", "option dontlognull"))
+    ]
+    for line in logging.split("\n"):
+        if line.startswith("    log-format"):
+            assert len(haproxy_words(line)) == 2  # the format stays one word

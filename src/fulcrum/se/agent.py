@@ -1,9 +1,13 @@
-"""The Service Engine agent: calls home, applies each desired config it is pushed, and heartbeats.
+"""The Service Engine agent: calls home, applies each desired config it is pushed, heartbeats, and
+reports analytics.
 
-Two loops share one driver. The config loop long-polls the controller for a version newer than the
+Three loops share one driver. The config loop long-polls the controller for a version newer than the
 applied one, applies it, and acknowledges the result. The heartbeat loop reports server health,
-counters and resource usage every `heartbeat_interval_s`. When the controller cannot be reached the
-agent keeps serving its last applied config (headless) and retries with a short backoff.
+counters and resource usage every `heartbeat_interval_s`. The analytics loop sends a report of metrics
+and request logs every `analytics.interval_s` (HAProxy sends request logs to a socket the agent owns).
+When the controller cannot be reached the agent keeps serving its last applied config (headless) and
+retries with a short backoff; an undelivered analytics report keeps only its metrics, and only the
+newest one waits for the next attempt.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -21,7 +26,12 @@ import psutil
 
 from fulcrum import __version__
 from fulcrum.protocol import se as wire
+from fulcrum.se.analytics.collector import build_report
+from fulcrum.se.analytics.counters import CounterWindow
+from fulcrum.se.analytics.logs import LogBook, LogReceiver
+from fulcrum.se.analytics.resources import ResourceMeter
 from fulcrum.se.client import ControllerClient, ControllerUnavailable, Rejected
+from fulcrum.se.render.view import View
 
 log = logging.getLogger("fulcrum.se")
 
@@ -43,11 +53,26 @@ class Driver(Protocol):
 
     def apply(self, config: wire.SeConfig) -> ApplyOutcome: ...
 
-    def telemetry(self, config: wire.SeConfig) -> tuple[list[wire.ServerState], list[wire.VsCounters]]: ...
+    def telemetry(
+        self, config: wire.SeConfig
+    ) -> tuple[list[wire.ServerState], list[wire.VsCounters], list[wire.PeerHealth]]: ...
+
+    def analytics_window(self) -> tuple[View | None, CounterWindow | None]:
+        """The applied view and the engine's counter deltas since the previous call."""
+        ...
+
+    def log_socket(self) -> Path | None:
+        """Where the engine sends request logs (None: it sends none)."""
+        ...
 
     def engine_pid(self) -> int | None: ...
 
     def stop(self) -> None: ...
+
+
+def _metrics_only(report: wire.AnalyticsReport) -> wire.AnalyticsReport:
+    """What an undelivered report keeps for the next attempt: its logs are counted as dropped."""
+    return report.model_copy(update={"logs": (), "logs_dropped": report.logs_dropped + len(report.logs)})
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -76,6 +101,9 @@ class Agent:
         self._lock = threading.Lock()
         self._process = psutil.Process()
         self._process.cpu_percent(None)
+        self.logbook = LogBook()
+        self._meter = ResourceMeter(os.getpid())
+        self._pending_report: wire.AnalyticsReport | None = None
 
     # --- registration -----------------------------------------------------------------------------
 
@@ -111,6 +139,7 @@ class Agent:
                 self._applied = config
                 self._applied_version = config.version
                 self._interval = config.heartbeat_interval_s
+            self.logbook.settings = config.analytics
             return wire.Ack(
                 version=config.version,
                 status=wire.AckStatus.APPLIED,
@@ -163,6 +192,7 @@ class Agent:
                 rss += sum(p.memory_info().rss for p in family)
             except psutil.Error:
                 pass
+        self._meter.observe_memory(rss)
         return wire.Heartbeat(
             sequence=self._sequence,
             applied_version=version,
@@ -185,14 +215,75 @@ class Agent:
                 log.exception("heartbeat failed")
             self._stop.wait(self._interval)
 
+    def analytics_report(self) -> wire.AnalyticsReport | None:
+        """The report of the interval since the previous call; None while analytics are off (the
+        interval's counters and logs are then discarded, so turning them on starts afresh)."""
+        with self._lock:
+            config = self._applied
+        view, window = self.driver.analytics_window()
+        logs = self.logbook.drain()
+        usage = self._meter.usage(self.driver.engine_pid())
+        if config is None or not config.analytics.enabled:
+            return None
+        return build_report(self.se_uuid, view, window, logs, usage, now=time.time())
+
+    def send_analytics(self) -> None:
+        report = self.analytics_report()
+        if report is None:
+            return
+        pending, self._pending_report = self._pending_report, None
+        for item in (pending, report):
+            if item is None:
+                continue
+            try:
+                self.client.analytics(item)
+            except ControllerUnavailable as exc:
+                log.debug("analytics report not delivered, keeping its metrics: %s", exc)
+                self._pending_report = _metrics_only(report)
+                return
+            except Rejected as exc:
+                log.warning("analytics report refused by the controller: %s", exc)
+
+    def _analytics_interval(self) -> float:
+        with self._lock:
+            config = self._applied
+        return (config.analytics if config else wire.AnalyticsSettings()).interval_s
+
+    def analytics_loop(self) -> None:
+        while not self._stop.wait(self._analytics_interval()):
+            try:
+                self.send_analytics()
+            except Exception:
+                log.exception("analytics report failed")
+
+    def _start_log_receiver(self) -> LogReceiver | None:
+        path = self.driver.log_socket()
+        if path is None:
+            return None
+        receiver = LogReceiver(path, self.logbook.add)
+        try:
+            receiver.start()
+        except OSError as exc:
+            log.error("request logs are off: cannot bind %s: %s", path, exc)
+            return None
+        return receiver
+
     def run(self) -> None:
         """Serve until stop(): the loops run in daemon threads, so a long-poll in flight never delays exit."""
         self.ensure_registered()
-        for target, name in ((self.heartbeat_loop, "heartbeat"), (self.config_loop, "config")):
+        receiver = self._start_log_receiver()
+        loops = (
+            (self.heartbeat_loop, "heartbeat"),
+            (self.config_loop, "config"),
+            (self.analytics_loop, "analytics"),
+        )
+        for target, name in loops:
             threading.Thread(target=target, name=name, daemon=True).start()
         self._stop.wait()
         log.info("stopping: HAProxy and the agent exit")
         self.driver.stop()
+        if receiver is not None:
+            receiver.stop()
 
     def stop(self) -> None:
         self._stop.set()

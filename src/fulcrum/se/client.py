@@ -1,4 +1,5 @@
-"""The SE's HTTP client for the controller: registration, then signed long-poll, ack and heartbeat."""
+"""The SE's HTTP client for the controller: registration, then signed long-poll, ack, heartbeat and
+analytics reports."""
 
 from __future__ import annotations
 
@@ -71,3 +72,12 @@ class ControllerClient:
     def heartbeat(self, beat: wire.Heartbeat) -> wire.HeartbeatResponse:
         response = self._send("POST", f"{wire.PREFIX}/heartbeat", beat.model_dump_json().encode())
         return wire.HeartbeatResponse.model_validate_json(response.content)
+
+    def analytics(self, report: wire.AnalyticsReport) -> dict[str, int]:
+        """Ship one interval's metrics and logs; the answer says how many of each were accepted."""
+        response = self._send("POST", f"{wire.PREFIX}/analytics", report.model_dump_json().encode())
+        try:
+            accepted = response.json()
+        except ValueError:
+            return {}
+        return accepted if isinstance(accepted, dict) else {}

@@ -32,6 +32,9 @@ Decisions worth knowing:
   server`). A connection refused by a dead peer is retried on another one (`retries` and `option
   redispatch` of the fulcrum_tcp defaults). Frontends and backends carry a `kind` so telemetry reports
   pool servers and VS counters (from the direct or worker frontend) only.
+* Analytics: when `config.analytics.enabled`, direct and worker frontends send one log line per request
+  (per connection in L4) to the agent's datagram socket `RuntimePaths.log_socket`, in the formats that
+  `se.analytics.logs` parses; distributors do not log (the worker serving the connection does).
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from typing import Any
 
 from fulcrum.protocol.se import (
     Algorithm,
+    AnalyticsSettings,
     AppType,
     CertificateSpec,
     HttpSettings,
@@ -61,6 +65,7 @@ from fulcrum.protocol.se import (
     VsRole,
     VsSpec,
 )
+from fulcrum.se.analytics.logs import HTTP_LOG_FORMAT, LOG_LINE_MAX, TCP_LOG_FORMAT
 from fulcrum.se.render.quoting import display_text, is_printable, is_token, quote, quote_logformat
 
 View = dict[str, Any]
@@ -131,6 +136,11 @@ class RuntimePaths:
     @property
     def cert_dir(self) -> Path:
         return self.run_dir / "certs"
+
+    @property
+    def log_socket(self) -> Path:
+        """The agent's datagram socket that HAProxy sends request logs to (see `se.analytics.logs`)."""
+        return self.run_dir / "log.sock"
 
 
 @dataclass(frozen=True)
@@ -486,8 +496,38 @@ def _vip_addresses(vs: VsSpec, what: str) -> list[tuple[str, ListenerSpec]]:
     ]
 
 
+def _log_view(
+    vs: VsSpec, kind: str, mode: str, paths: RuntimePaths, analytics: AnalyticsSettings
+) -> View | None:
+    """Request logs to the agent's socket, in the format its parser reads (`se.analytics.logs`).
+
+    Connections that send nothing are not logged on HTTP frontends (no request) and on scale-out
+    workers (the distributors' health checks); an L4 frontend logs every connection.
+
+    HTTP frontends sample in HAProxy itself: a response below 400 that arrived faster than the slow
+    threshold is logged with probability `log_sample_percent` only (`presample`), so the agent never
+    has to read one datagram per request at full load. The agent keeps every log it receives and
+    weights the sampled ones by 100 / percent in its latency averages.
+    """
+    if not analytics.enabled or not vs.request_logs:
+        return None
+    presample = None
+    if mode == "http" and analytics.log_sample_percent < 100:
+        presample = {
+            "keep_below": round(analytics.log_sample_percent * 10_000),  # of rand(1000000)
+            "slow_ms": analytics.slow_request_ms,
+        }
+    return {
+        "target": f"unix@{paths.log_socket}",
+        "length": LOG_LINE_MAX,
+        "format": quote(HTTP_LOG_FORMAT if mode == "http" else TCP_LOG_FORMAT),
+        "dontlognull": mode == "http" or kind == "worker",
+        "presample": presample,
+    }
+
+
 def _frontend_view(
-    vs: VsSpec, mode: str, backend: str | None, paths: RuntimePaths
+    vs: VsSpec, mode: str, backend: str | None, paths: RuntimePaths, analytics: AnalyticsSettings
 ) -> tuple[View, list[View]]:
     """The frontend doing the VS's work: on the VIPs ("direct"), or behind a distributor ("worker")."""
     what = f"virtual service {vs.name!r}"
@@ -515,13 +555,16 @@ def _frontend_view(
         )
         for address, listener in addresses
     ]
+    kind = "direct" if scaleout is None else "worker"
     frontend = {
-        "kind": "direct" if scaleout is None else "worker",
+        "kind": kind,
         "name": name,
         "vs_uuid": vs.uuid,
         "description": display_text(f"virtual service {vs.name} ({vs.uuid})"),
         "mode": mode,
         "binds": binds,
+        "log": _log_view(vs, kind, mode, paths, analytics),
+        "metrics": vs.metrics,
         "http": _http_view(vs, what) if mode == "http" else None,
         "backend": backend,
     }
@@ -567,6 +610,7 @@ def _distributor_views(vs: VsSpec, scaleout: ScaleOutSpec) -> tuple[View, View]:
         "description": display_text(f"distributor of virtual service {vs.name} ({vs.uuid})"),
         "mode": "tcp",
         "binds": [_bind(address) for address, _ in _vip_addresses(vs, what)],
+        "log": None,  # the worker that serves the connection logs it
         "http": None,
         "backend": peers_backend,
     }
@@ -622,7 +666,8 @@ def build_view(config: SeConfig, paths: RuntimePaths, tuning: Tuning | None = No
             continue  # warm and health-checked, ready to take the VIP over
         if vs.role is VsRole.SECONDARY and vs.scaleout is None:
             raise RenderError(f"virtual service {vs.name!r}: a SECONDARY needs a scaleout spec")
-        frontend, vs_files = _frontend_view(vs, mode, backend["name"] if backend else None, paths)
+        pool_backend = backend["name"] if backend else None
+        frontend, vs_files = _frontend_view(vs, mode, pool_backend, paths, config.analytics)
         frontends.append(frontend)
         files.extend(vs_files)
         if vs.role is VsRole.PRIMARY and vs.scaleout is not None:

@@ -1,0 +1,1 @@
+"""SE-side analytics: request logs from HAProxy, counter sampling and the periodic analytics report."""
