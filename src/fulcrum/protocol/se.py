@@ -312,7 +312,7 @@ class RequestLog(_Wire):
     method: str = ""
     uri: str = ""
     status: int = 0  # 0: no HTTP status (L4, or the connection failed before a response)
-    client_latency_ms: float = 0.0  # receiving the request from the client (HAProxy Th + Ti + TR)
+    client_latency_ms: float = 0.0  # receiving the request from the client (HAProxy Th + TR; no idle time)
     server_latency_ms: float = 0.0  # connecting to and waiting for the server (Tc + Tr)
     total_ms: float = 0.0  # accept to last byte (Ta)
     bytes_in: int = 0
