@@ -677,7 +677,11 @@ class DataPlane:
             if before is None or before.oper_status != status.oper_status:
                 if status.oper_status == "OPER_UP":
                     self._event("VS_UP", vs, {})
-                elif status.oper_status == "OPER_DOWN" and before is not None:
+                elif (
+                    status.oper_status == "OPER_DOWN"
+                    and before is not None
+                    and before.oper_status == "OPER_UP"
+                ):
                     self._event("VS_DOWN", vs, {"reason": status.reason})
         for gone in set(self._memory.vs_status) - {vs.uuid for vs in world.of_type("virtualservice")}:
             del self._memory.vs_status[gone]
