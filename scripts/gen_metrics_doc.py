@@ -26,9 +26,8 @@ def render() -> str:
     ]
     for m in catalog.METRICS:
         applies = ", ".join(e.value for e in m.entity_types) + (" (per server)" if m.per_server else "")
-        lines.append(
-            f"| `{m.metric_id}` | {applies} | {m.unit} | {m.rollup.value} | {m.source.value} | {m.description} |"
-        )
+        cells = (f"`{m.metric_id}`", applies, m.unit, m.rollup.value, m.source.value, m.description)
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
