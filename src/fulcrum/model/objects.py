@@ -11,6 +11,7 @@ import ipaddress
 from typing import Annotated, Any
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import Strict as StrictValue  # a number must be a number, not true/false
 
 from fulcrum.model.enums import (
     ApplicationProfileType,
@@ -159,8 +160,8 @@ class ServiceEngineGroup(Strict):
     max_cpu_usage: Annotated[int, Field(ge=1, le=100)] = 80
     min_cpu_usage: Annotated[int, Field(ge=0, le=99)] = 30
     auto_rebalance_interval: Annotated[int, Field(ge=1, le=86400)] = 300
-    se_deprovision_delay: Annotated[float, Field(ge=0, le=86400)] = 120.0
-    heartbeat_interval: Annotated[float, Field(ge=0.1, le=60)] = 1.0
+    se_deprovision_delay: Annotated[float, StrictValue(), Field(ge=0, le=86400)] = 120.0
+    heartbeat_interval: Annotated[float, StrictValue(), Field(ge=0.1, le=60)] = 1.0
     heartbeat_miss_limit: Annotated[int, Field(ge=1, le=60)] = 3
     vcpus_per_se: Annotated[int, Field(ge=1, le=64)] = 1
     memory_per_se: Annotated[int, Field(ge=256, le=262144)] = 2048
@@ -578,8 +579,8 @@ class Webhook(Strict):
     splunk_hec: bool = False
     ca_pem: PemText | None = None
     max_attempts: Annotated[int, Field(ge=1, le=10)] = 4
-    retry_base_s: Annotated[float, Field(ge=0.01, le=60)] = 0.5
-    timeout_s: Annotated[float, Field(ge=0.1, le=60)] = 5.0
+    retry_base_s: Annotated[float, StrictValue(), Field(ge=0.01, le=60)] = 0.5
+    timeout_s: Annotated[float, StrictValue(), Field(ge=0.1, le=60)] = 5.0
 
 
 class ActionGroupConfig(Strict):
@@ -599,7 +600,7 @@ class AlertRuleEvent(Strict):
 class AlertRuleMetric(Strict):
     metric_id: MetricId
     comparator: Annotated[str, Field(pattern=r"^CO_(GT|GE|LT|LE|EQ)$")] = "CO_GT"
-    threshold: float
+    threshold: Annotated[float, StrictValue()]
     duration: Annotated[int, Field(ge=0, le=86400, description="seconds the condition must hold")] = 0
 
 
