@@ -74,7 +74,7 @@ def test_logs_are_searchable_and_bounded_by_size(store: MetricStore) -> None:
         _log(9, status=404, uri="/login", client_ip="127.0.0.9"),
     ]
     rows += [{**_log(10), "vs_uuid": "vs-b"}]
-    store.add_logs(rows, "se-1", lambda vs: "tenant-" + vs)
+    store.add([], rows, "se-1", lambda vs: "tenant-" + vs)
     assert store.log_count() == 10  # the oldest row went: retention is bounded by size
     total, found = store.search_logs(LogQuery(vs_uuids=["vs-a"], status_class=5))
     assert (total, [r["client_port"] for r in found]) == (1, [1008])

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,7 +63,6 @@ class Analytics:
     rollup_every_s: float = 30.0
     scope_ttl_s: float = 5.0
     stats: IngestStats = field(default_factory=IngestStats)
-    listeners: list[Callable[[str, wire.AnalyticsReport], None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._latest: dict[tuple[str, str, str], Latest] = {}  # (entity, server, metric)
@@ -164,8 +162,6 @@ class Analytics:
             stats.rejected_logs += len(report.logs) - len(logs)
             stats.logs_dropped_by_ses += report.logs_dropped
             stats.seconds += time.perf_counter() - started
-        for listener in self.listeners:
-            listener(se_uuid, report)
         return {"points": len(points), "logs": len(logs)}
 
     # --- queries ----------------------------------------------------------------------------------

@@ -285,16 +285,6 @@ class MetricStore:
             "DELETE FROM logs WHERE id <= (SELECT MAX(id) FROM logs) - ?", (self.max_log_rows,)
         )
 
-    def add_logs(self, rows: Iterable[dict[str, Any]], se_uuid: str, tenant_of: Callable[[str], str]) -> int:
-        values = self._log_rows(rows, se_uuid, tenant_of)
-        if not values:
-            return 0
-        with self._lock:
-            self._conn.execute("BEGIN")
-            self._insert_logs(values)
-            self._conn.execute("COMMIT")
-        return len(values)
-
     def search_logs(self, query: LogQuery) -> tuple[int, list[dict[str, Any]]]:
         """(number of matches, newest `limit` matches as stored)."""
         if not query.vs_uuids:
