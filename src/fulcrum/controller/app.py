@@ -10,7 +10,17 @@ from fastapi import FastAPI, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from fulcrum import __version__
-from fulcrum.controller.api import alerts, analytics, errors, native, prometheus, runtime, se_protocol, system
+from fulcrum.controller.api import (
+    alerts,
+    analytics,
+    errors,
+    native,
+    octavia,
+    prometheus,
+    runtime,
+    se_protocol,
+    system,
+)
 from fulcrum.controller.api.security import authenticate, needs_user
 from fulcrum.controller.services.clock import Clock
 from fulcrum.controller.services.container import build_services
@@ -62,7 +72,7 @@ def create_app(settings: ControllerSettings, clock: Clock | None = None) -> Fast
             try:
                 request.state.caller = await authenticate(request)
             except ServiceError as exc:
-                return errors.service_error_response(exc)
+                return errors.service_error_response(exc, request.url.path)
         return await call_next(request)
 
     metrics_router = prometheus.install(app)
@@ -73,5 +83,6 @@ def create_app(settings: ControllerSettings, clock: Clock | None = None) -> Fast
     app.include_router(metrics_router)
     app.include_router(se_protocol.build_router())
     app.include_router(native.build_router())
+    app.include_router(octavia.build_router())
     app.include_router(system.openapi_router(app))
     return app

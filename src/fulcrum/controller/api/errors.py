@@ -19,6 +19,7 @@ from fulcrum.controller.services.errors import (
     RateLimited,
     ServiceError,
     Unauthenticated,
+    Unsupported,
 )
 
 log = logging.getLogger("fulcrum.api")
@@ -31,6 +32,7 @@ STATUS = {
     Conflict: 409,
     PreconditionFailed: 412,
     RateLimited: 429,
+    Unsupported: 501,
 }
 
 
@@ -52,8 +54,25 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
 }
 
 
-def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status, headers=headers)
+NEUTRON_PATHS = ("/v2.0/networks", "/v2.0/subnets")
+NEUTRON_TYPES = {400: "HTTPBadRequest", 401: "HTTPUnauthorized", 403: "HTTPForbidden", 404: "HTTPNotFound",
+                 409: "HTTPConflict"}  # fmt: skip
+
+
+def error_response(
+    status: int, message: str, headers: dict[str, str] | None = None, path: str = ""
+) -> JSONResponse:
+    """`{"error": ...}` on the native API; Octavia's and Neutron's shapes on theirs, so their clients
+    print the message (python-octaviaclient reads `faultstring`, Neutron clients `NeutronError`)."""
+    if path.startswith(NEUTRON_PATHS):
+        body: dict[str, object] = {
+            "NeutronError": {"type": NEUTRON_TYPES.get(status, "HTTPError"), "message": message, "detail": ""}
+        }
+    elif path == "/v2" or path.startswith(("/v2/", "/v2.0")):
+        body = {"faultcode": "Client" if status < 500 else "Server", "faultstring": message, "debuginfo": None}
+    else:
+        body = {"error": message}
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def _location(loc: tuple[object, ...]) -> str:
@@ -64,23 +83,23 @@ def _location(loc: tuple[object, ...]) -> str:
     return where
 
 
-def service_error_response(exc: ServiceError) -> JSONResponse:
+def service_error_response(exc: ServiceError, path: str = "") -> JSONResponse:
     status = next((code for cls, code in STATUS.items() if isinstance(exc, cls)), 500)
     headers = None
     if isinstance(exc, RateLimited):
         headers = {"Retry-After": str(exc.retry_after)}
     if isinstance(exc, Unauthenticated):
         headers = {"WWW-Authenticate": 'Basic realm="fulcrum"'}
-    return error_response(status, exc.message, headers)
+    return error_response(status, exc.message, headers, path)
 
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
-    async def _service_error(_request: Request, exc: ServiceError) -> JSONResponse:
-        return service_error_response(exc)
+    async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
+        return service_error_response(exc, request.url.path)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = []
         for error in exc.errors():
             where = _location(tuple(error.get("loc", ())))
@@ -88,13 +107,13 @@ def install(app: FastAPI) -> None:
             if error.get("type") == "json_invalid":
                 where, message = "", "the request body is not valid JSON"
             problems.append(f"{where}: {message}" if where else message)
-        return error_response(400, "; ".join(problems[:20]) or "invalid request")
+        return error_response(400, "; ".join(problems[:20]) or "invalid request", path=request.url.path)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return error_response(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return error_response(exc.status_code, str(exc.detail), getattr(exc, "headers", None), request.url.path)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return error_response(500, "internal error; the controller log has the details")
+        return error_response(500, "internal error; the controller log has the details", path=request.url.path)

@@ -57,6 +57,7 @@ CONFIG_TYPES = (
     "virtualservice",
     "vsvip",
     "pool",
+    "httppolicyset",
     "healthmonitor",
     "applicationprofile",
     "applicationpersistenceprofile",
@@ -165,6 +166,9 @@ class DataPlane:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pass_lock = threading.Lock()
+        # Pass counters: a change made while pass N ran is on the SEs once pass N+1 has completed.
+        self.passes_started = 0
+        self.passes_completed = 0
         self.on_placements: list[Callable[[], None]] = []  # called after placements change
         objects.listeners.append(self._on_change)
         registry.on_ack.append(self.poke)
@@ -209,6 +213,8 @@ class DataPlane:
 
     def reconcile(self) -> None:
         with self._pass_lock:
+            self.passes_started += 1
+            number = self.passes_started
             world = self._read()
             now = self._clock.now()
             runtime = self._registry.snapshot()
@@ -229,6 +235,7 @@ class DataPlane:
             runtime = self._registry.snapshot()
             self._derive_status(world, placements, reasons, runtime)
             self._ha_events(world, placements, plan, se_status, runtime)
+            self.passes_completed = number
 
     def _remember_applied(self, runtime: dict[str, SeRuntime]) -> None:
         for se_uuid, state in runtime.items():
@@ -1023,6 +1030,19 @@ class DataPlane:
 
     # --- runtime views ----------------------------------------------------------------------------
 
+    def vs_counters(self, vs_uuid: str) -> dict[str, int]:
+        """The VS's traffic counters summed over the SEs that report it (since each SE's HAProxy began)."""
+        total = {"current_sessions": 0, "total_sessions": 0, "bytes_in": 0, "bytes_out": 0, "errors": 0}
+        for state in self._registry.snapshot().values():
+            for c in state.heartbeat.counters if state.heartbeat else ():
+                if c.vs_uuid == vs_uuid:
+                    total["current_sessions"] += c.current_sessions
+                    total["total_sessions"] += c.total_sessions
+                    total["bytes_in"] += c.bytes_in
+                    total["bytes_out"] += c.bytes_out
+                    total["errors"] += c.http_responses_5xx
+        return total
+
     def vs_runtime(self, vs_uuid: str) -> dict[str, Any]:
         status = self._memory.vs_status.get(vs_uuid) or VsStatus("OPER_INITIALIZING", "not reconciled yet")
         return {
@@ -1041,6 +1061,29 @@ class DataPlane:
                 for p in self._memory.placements.get(vs_uuid, [])
             ],
         }
+
+    def vs_provisioning(self, vs_uuid: str) -> tuple[str, str]:
+        """ACTIVE when every SE of the VS applied its latest config, PENDING while one has not, ERROR
+        when the VS cannot be placed or an SE refused the config, with the reason."""
+        status = self._memory.vs_status.get(vs_uuid)
+        if status is None:
+            return "PENDING", "not reconciled yet"
+        if status.oper_status == "OPER_DISABLED":
+            return "ACTIVE", ""
+        placed = self._memory.placements.get(vs_uuid, [])
+        if not placed:
+            if status.oper_status == "OPER_RESOURCES" and status.reason != "not placed yet":
+                return "ERROR", status.reason
+            return "PENDING", status.reason
+        runtime = self._registry.snapshot()
+        for p in placed:
+            state = runtime.get(p.se_uuid)
+            desired = state.desired.version if state and state.desired else 0
+            if state is not None and state.failed_version and state.failed_version >= desired:
+                return "ERROR", f"SE {p.se_uuid} failed to apply the config: {state.last_error}"
+            if not in_sync(state):
+                return "PENDING", f"SE {p.se_uuid} has not applied the config yet"
+        return "ACTIVE", ""
 
     def se_runtime_label(self, se_uuid: str) -> str:
         """UP, PENDING, HEARTBEAT_FAILURE or DOWN, as the health manager last saw the SE."""

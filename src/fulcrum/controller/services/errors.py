@@ -41,3 +41,7 @@ class RateLimited(ServiceError):
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class Unsupported(ServiceError):
+    """A valid request for an option this provider does not implement (501, as Octavia answers)."""

@@ -9,7 +9,16 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, and_, delete, func, insert, or_, select, update
 
-from fulcrum.controller.store.tables import alerts, events, objects, placements, refs, tokens, vs_scale
+from fulcrum.controller.store.tables import (
+    alerts,
+    events,
+    objects,
+    octavia_meta,
+    placements,
+    refs,
+    tokens,
+    vs_scale,
+)
 
 
 @dataclass
@@ -386,3 +395,49 @@ def list_alerts(
         count_query, query = count_query.where(where), query.where(where)
     total = conn.execute(count_query).scalar_one()
     return int(total), [_alert(r) for r in conn.execute(query).all()]
+
+
+# --- Octavia side facts -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MetaRow:
+    key: str
+    kind: str
+    tenant_uuid: str
+    lb_uuid: str | None
+    data: dict[str, Any]
+    created: int
+    updated: int
+
+
+def _meta(row: Any) -> MetaRow:
+    return MetaRow(row.key, row.kind, row.tenant_uuid, row.lb_uuid, dict(row.data), row.created, row.updated)
+
+
+def get_meta(conn: Connection, key: str) -> MetaRow | None:
+    row = conn.execute(select(octavia_meta).where(octavia_meta.c.key == key)).first()
+    return _meta(row) if row else None
+
+
+def metas_of_kind(conn: Connection, kind: str) -> list[MetaRow]:
+    return [_meta(r) for r in conn.execute(select(octavia_meta).where(octavia_meta.c.kind == kind)).all()]
+
+
+def all_metas(conn: Connection) -> dict[str, MetaRow]:
+    return {r.key: _meta(r) for r in conn.execute(select(octavia_meta)).all()}
+
+
+def put_meta(conn: Connection, row: MetaRow) -> None:
+    conn.execute(delete(octavia_meta).where(octavia_meta.c.key == row.key))
+    conn.execute(
+        insert(octavia_meta).values(
+            key=row.key, kind=row.kind, tenant_uuid=row.tenant_uuid, lb_uuid=row.lb_uuid,
+            data=row.data, created=row.created, updated=row.updated,
+        )
+    )  # fmt: skip
+
+
+def delete_meta(conn: Connection, keys: Iterable[str]) -> None:
+    for key in keys:
+        conn.execute(delete(octavia_meta).where(octavia_meta.c.key == key))

@@ -121,3 +121,18 @@ vs_scale = Table(
     Column("worker_port_offset", Integer, nullable=True),
     Column("updated", BigInteger, nullable=False),
 )
+
+# Octavia-API facts the native model has no field for, keyed by native uuid (or `member:<id>`,
+# `flavor:<id>`, `flavorprofile:<id>`, `quota:<tenant>`).
+octavia_meta = Table(
+    "octavia_meta",
+    metadata,
+    Column("key", String(120), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("tenant_uuid", String(80), nullable=False),
+    Column("lb_uuid", String(80), nullable=True),
+    Column("data", JSON, nullable=False),
+    Column("created", BigInteger, nullable=False),
+    Column("updated", BigInteger, nullable=False),
+    Index("ix_octavia_meta_kind", "kind"),
+)
