@@ -69,7 +69,11 @@ def error_response(
             "NeutronError": {"type": NEUTRON_TYPES.get(status, "HTTPError"), "message": message, "detail": ""}
         }
     elif path == "/v2" or path.startswith(("/v2/", "/v2.0")):
-        body = {"faultcode": "Client" if status < 500 else "Server", "faultstring": message, "debuginfo": None}
+        body = {
+            "faultcode": "Client" if status < 500 else "Server",
+            "faultstring": message,
+            "debuginfo": None,
+        }
     else:
         body = {"error": message}
     return JSONResponse(body, status_code=status, headers=headers)
@@ -111,9 +115,13 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return error_response(exc.status_code, str(exc.detail), getattr(exc, "headers", None), request.url.path)
+        return error_response(
+            exc.status_code, str(exc.detail), getattr(exc, "headers", None), request.url.path
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return error_response(500, "internal error; the controller log has the details", path=request.url.path)
+        return error_response(
+            500, "internal error; the controller log has the details", path=request.url.path
+        )

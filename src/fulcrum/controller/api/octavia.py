@@ -16,9 +16,9 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from fulcrum.controller.api import octavia_extras as extras
 from fulcrum.controller.api.security import get_caller, services
 from fulcrum.controller.services.errors import Forbidden, InvalidInput, NotFound
-from fulcrum.controller.api import octavia_extras as extras
 from fulcrum.controller.services.octavia.service import OctaviaService
 from fulcrum.controller.services.octavia.status import StatusBook
 from fulcrum.controller.services.rbac import Caller, role_allows_write
@@ -124,7 +124,7 @@ def version_document(request: Request) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def build_router() -> APIRouter:  # noqa: PLR0915 (one route table)
+def build_router() -> APIRouter:
     router = APIRouter(include_in_schema=False)
 
     @router.get("/")
@@ -223,7 +223,9 @@ def _resources(router: APIRouter, prefix: str, run: Callable[[Callable[[], Any]]
         return JSONResponse({"stats": await run(lambda: octavia(request).stats(caller, "loadbalancer", oid))})
 
     @router.get(f"{prefix}/listeners/{{oid}}/stats")
-    async def listener_stats(request: Request, oid: str, caller: Caller = Depends(get_caller)) -> JSONResponse:
+    async def listener_stats(
+        request: Request, oid: str, caller: Caller = Depends(get_caller)
+    ) -> JSONResponse:
         return JSONResponse({"stats": await run(lambda: octavia(request).stats(caller, "listener", oid))})
 
     @router.put(f"{prefix}/loadbalancers/{{oid}}/failover")
@@ -236,13 +238,17 @@ def _resources(router: APIRouter, prefix: str, run: Callable[[Callable[[], Any]]
     members = f"{prefix}/pools/{{pool_id}}/members"
 
     @router.get(members)
-    async def list_members(request: Request, pool_id: str, caller: Caller = Depends(get_caller)) -> JSONResponse:
+    async def list_members(
+        request: Request, pool_id: str, caller: Caller = Depends(get_caller)
+    ) -> JSONResponse:
         items = await run(lambda: octavia(request).list_members(caller, pool_id))
         shown, links = shape_list(request, items)
         return JSONResponse({"members": shown, "members_links": links})
 
     @router.post(members)
-    async def create_member(request: Request, pool_id: str, caller: Caller = Depends(get_caller)) -> JSONResponse:
+    async def create_member(
+        request: Request, pool_id: str, caller: Caller = Depends(get_caller)
+    ) -> JSONResponse:
         _writer(caller, request)
         body = await _body(request)
         made = await run(lambda: octavia(request).create_member(caller, pool_id, body))
@@ -259,7 +265,9 @@ def _resources(router: APIRouter, prefix: str, run: Callable[[Callable[[], Any]]
     async def show_member(
         request: Request, pool_id: str, member_id: str, caller: Caller = Depends(get_caller)
     ) -> JSONResponse:
-        return JSONResponse({"member": await run(lambda: octavia(request).show_member(caller, pool_id, member_id))})
+        return JSONResponse(
+            {"member": await run(lambda: octavia(request).show_member(caller, pool_id, member_id))}
+        )
 
     @router.put(f"{members}/{{member_id}}")
     async def update_member(
@@ -282,13 +290,17 @@ def _resources(router: APIRouter, prefix: str, run: Callable[[Callable[[], Any]]
     rules = f"{prefix}/l7policies/{{policy_id}}/rules"
 
     @router.get(rules)
-    async def list_rules(request: Request, policy_id: str, caller: Caller = Depends(get_caller)) -> JSONResponse:
+    async def list_rules(
+        request: Request, policy_id: str, caller: Caller = Depends(get_caller)
+    ) -> JSONResponse:
         items = await run(lambda: octavia(request).list_rules(caller, policy_id))
         shown, links = shape_list(request, items)
         return JSONResponse({"rules": shown, "rules_links": links})
 
     @router.post(rules)
-    async def create_rule(request: Request, policy_id: str, caller: Caller = Depends(get_caller)) -> JSONResponse:
+    async def create_rule(
+        request: Request, policy_id: str, caller: Caller = Depends(get_caller)
+    ) -> JSONResponse:
         _writer(caller, request)
         body = await _body(request)
         made = await run(lambda: octavia(request).create_rule(caller, policy_id, body))
@@ -298,7 +310,9 @@ def _resources(router: APIRouter, prefix: str, run: Callable[[Callable[[], Any]]
     async def show_rule(
         request: Request, policy_id: str, rule_id: str, caller: Caller = Depends(get_caller)
     ) -> JSONResponse:
-        return JSONResponse({"rule": await run(lambda: octavia(request).show_rule(caller, policy_id, rule_id))})
+        return JSONResponse(
+            {"rule": await run(lambda: octavia(request).show_rule(caller, policy_id, rule_id))}
+        )
 
     @router.put(f"{rules}/{{rule_id}}")
     async def update_rule(
@@ -316,4 +330,3 @@ def _resources(router: APIRouter, prefix: str, run: Callable[[Callable[[], Any]]
         _writer(caller, request)
         await run(lambda: octavia(request).delete_rule(caller, policy_id, rule_id))
         return Response(status_code=204)
-

@@ -68,9 +68,7 @@ def _listener_protocol(vs: StoredObject, snap: Snapshot) -> str:
     return "TCP"
 
 
-def loadbalancer(
-    lb: StoredObject, snap: Snapshot, provisioning: str, operating: str
-) -> dict[str, Any]:
+def loadbalancer(lb: StoredObject, snap: Snapshot, provisioning: str, operating: str) -> dict[str, Any]:
     vip = lb.data["vip"][0]
     meta = snap.data(lb.uuid)
     cloud_uuid = refs.uuid_of(lb.data["cloud_ref"]) if lb.data.get("cloud_ref") else ""

@@ -25,7 +25,9 @@ LongText = Annotated[str, StringConstraints(max_length=255), AfterValidator(_tex
 Tag = Annotated[str, StringConstraints(min_length=1, max_length=255), AfterValidator(_text)]
 Id = Annotated[str, StringConstraints(max_length=64, pattern=r"^[0-9a-fA-F-]{32,36}$")]
 Ref = Annotated[str, StringConstraints(min_length=1, max_length=1024), AfterValidator(_text)]
-Token = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")]
+Token = Annotated[
+    str, StringConstraints(min_length=1, max_length=255, pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+]
 Timeout = Annotated[int, Field(ge=0, le=86_400_000)]
 Codes = Annotated[str, StringConstraints(pattern=r"^[1-5][0-9]{2}((-[1-5][0-9]{2})|(,[1-5][0-9]{2})*)$")]
 UrlPath = Annotated[str, StringConstraints(max_length=1024, pattern=r"^/[\x21-\x7e]*$")]
@@ -56,9 +58,9 @@ class HealthMonitor(_Owned):
     timeout: Annotated[int, Field(ge=0, le=3600)]
     max_retries: Annotated[int, Field(ge=1, le=10)]
     max_retries_down: Annotated[int, Field(ge=1, le=10)] = 3
-    http_method: Literal["GET", "HEAD", "POST", "PUT", "DELETE", "TRACE", "OPTIONS", "PATCH", "CONNECT"] | None = (
-        None
-    )
+    http_method: (
+        Literal["GET", "HEAD", "POST", "PUT", "DELETE", "TRACE", "OPTIONS", "PATCH", "CONNECT"] | None
+    ) = None
     url_path: UrlPath | None = None
     expected_codes: Codes | None = None
     http_version: Literal[1.0, 1.1] | None = None

@@ -28,6 +28,8 @@ from fulcrum.controller.store.repo import MetaRow, StoredObject
 from fulcrum.model.enums import Role
 
 M = TypeVar("M", bound=BaseModel)
+Items = list[dict[str, Any]]
+Change = Callable[[Batch, StoredObject, Items], Items]
 
 ALGORITHM_IN = {
     "ROUND_ROBIN": ("LB_ALGORITHM_ROUND_ROBIN", None),
@@ -210,9 +212,17 @@ class OctaviaService:
         old = repo.get_meta(batch.conn, key)
         merged = {**(old.data if old else {}), **data}
         repo.put_meta(
-            batch.conn, MetaRow(key, kind, tenant, lb if lb is not None else (old.lb_uuid if old else None),
-                                merged, old.created if old else now, now)
-        )  # fmt: skip
+            batch.conn,
+            MetaRow(
+                key,
+                kind,
+                tenant,
+                lb if lb is not None else (old.lb_uuid if old else None),
+                merged,
+                old.created if old else now,
+                now,
+            ),
+        )
 
     @staticmethod
     def _native_name(batch: Batch, type_name: str, tenant: str, wanted: str, oid: str, exclude: str) -> str:
@@ -246,14 +256,18 @@ class OctaviaService:
         if spec.provider not in (None, render.PROVIDER):
             raise InvalidInput(f"Provider '{spec.provider}' is not enabled.")
         for option, value in (
-            ("vip_port_id", spec.vip_port_id), ("vip_qos_policy_id", spec.vip_qos_policy_id),
-            ("availability_zone", spec.availability_zone), ("additional_vips", spec.additional_vips),
+            ("vip_port_id", spec.vip_port_id),
+            ("vip_qos_policy_id", spec.vip_qos_policy_id),
+            ("availability_zone", spec.availability_zone),
+            ("additional_vips", spec.additional_vips),
             ("vip_sg_ids", spec.vip_sg_ids),
-        ):  # fmt: skip
+        ):
             if value:
                 raise unsupported(option)
         if spec.vip_subnet_id is None and spec.vip_network_id is None:
-            raise InvalidInput("Invalid input: VIP must contain one of: vip_port_id, vip_network_id, vip_subnet_id.")
+            raise InvalidInput(
+                "Invalid input: VIP must contain one of: vip_port_id, vip_network_id, vip_subnet_id."
+            )
         tenant = self._target_tenant(caller, spec)
         lb_id = ids.new_id()
         lb_uuid = f"vsvip-{lb_id}"
@@ -269,12 +283,25 @@ class OctaviaService:
             else:
                 vip["auto_allocate_ip"] = True
             name = self._native_name(batch, "vsvip", acting_tenant, spec.name, lb_id, lb_uuid)
-            batch.create("vsvip", {"name": name, "cloud_ref": refs.canonical("cloud", cloud.uuid),
-                                   "vip": [vip]}, uuid=lb_uuid)  # fmt: skip
-            self._meta(batch, lb_uuid, "loadbalancer", acting_tenant, lb_uuid, {
-                "name": spec.name, "description": spec.description, "tags": spec.tags,
-                "flavor_id": spec.flavor_id, "se_group_ref": group,
-            })  # fmt: skip
+            batch.create(
+                "vsvip",
+                {"name": name, "cloud_ref": refs.canonical("cloud", cloud.uuid), "vip": [vip]},
+                uuid=lb_uuid,
+            )
+            self._meta(
+                batch,
+                lb_uuid,
+                "loadbalancer",
+                acting_tenant,
+                lb_uuid,
+                {
+                    "name": spec.name,
+                    "description": spec.description,
+                    "tags": spec.tags,
+                    "flavor_id": spec.flavor_id,
+                    "se_group_ref": group,
+                },
+            )
             named: dict[str, str] = {}
             for pool in spec.pools or []:
                 pool_uuid = self._create_pool(batch, snap, pool, lb_uuid, None)
@@ -324,15 +351,29 @@ class OctaviaService:
             if "admin_state_up" in changes:
                 data["vip"] = [{**v, "enabled": bool(changes["admin_state_up"])} for v in data["vip"]]
             if "name" in changes:
-                data["name"] = self._native_name(batch, "vsvip", lb.tenant_uuid, changes["name"] or "",
-                                                 lb_id, lb.uuid)  # fmt: skip
+                data["name"] = self._native_name(
+                    batch, "vsvip", lb.tenant_uuid, changes["name"] or "", lb_id, lb.uuid
+                )
             batch.replace("vsvip", lb.uuid, data)
-            self._meta(batch, lb.uuid, "loadbalancer", lb.tenant_uuid, lb.uuid,
-                       {k: changes[k] for k in ("name", "description", "tags") if k in changes})  # fmt: skip
+            self._meta(
+                batch,
+                lb.uuid,
+                "loadbalancer",
+                lb.tenant_uuid,
+                lb.uuid,
+                {k: changes[k] for k in ("name", "description", "tags") if k in changes},
+            )
             for vs in snap.listeners_of(lb.uuid):
                 if "admin_state_up" in changes:
-                    batch.replace("virtualservice", vs.uuid, {**vs.data, "enabled": bool(changes["admin_state_up"])
-                                  and snap.data(vs.uuid).get("admin_state_up", True)})  # fmt: skip
+                    batch.replace(
+                        "virtualservice",
+                        vs.uuid,
+                        {
+                            **vs.data,
+                            "enabled": bool(changes["admin_state_up"])
+                            and snap.data(vs.uuid).get("admin_state_up", True),
+                        },
+                    )
             return lb.uuid
 
         self._write(caller, lb0.tenant_uuid, work)
@@ -387,36 +428,62 @@ class OctaviaService:
             ]
             for pool in {p.uuid: p for p in used if p is not None}.values():
                 pv = self.show_pool(snap, pool)
-                entry: dict[str, Any] = {k: pv[k] for k in ("id", "name", "provisioning_status",
-                                                             "operating_status")}  # fmt: skip
+                entry: dict[str, Any] = {
+                    k: pv[k] for k in ("id", "name", "provisioning_status", "operating_status")
+                }
                 hm = snap.hm_of_pool(pool)
                 if hm is not None:
                     hv = self.show_hm(snap, hm)
-                    entry["health_monitor"] = {k: hv[k] for k in ("id", "name", "type", "provisioning_status",
-                                                                  "operating_status")}  # fmt: skip
+                    entry["health_monitor"] = {
+                        k: hv[k] for k in ("id", "name", "type", "provisioning_status", "operating_status")
+                    }
                 entry["members"] = [
-                    {k: m[k] for k in ("id", "name", "address", "protocol_port", "provisioning_status",
-                                       "operating_status")}  # fmt: skip
+                    {
+                        k: m[k]
+                        for k in (
+                            "id",
+                            "name",
+                            "address",
+                            "protocol_port",
+                            "provisioning_status",
+                            "operating_status",
+                        )
+                    }
                     for m in self.members(snap, pool)
                 ]
                 pools.append(entry)
-            listeners.append({
-                **{k: lv[k] for k in ("id", "name", "provisioning_status", "operating_status")},
-                "l7policies": [
-                    {"id": ids.of(p.uuid), "name": snap.data(p.uuid).get("name", p.name),
-                     "provisioning_status": lv["provisioning_status"],
-                     "operating_status": lv["operating_status"],
-                     "rules": [{"id": m["match_id"], "type": m["type"],
-                                "provisioning_status": lv["provisioning_status"],
-                                "operating_status": lv["operating_status"]} for m in p.data.get("matches", [])]}
-                    for p in snap.policies_of(vs)
-                ],
-                "pools": pools,
-            })  # fmt: skip
-        return {"statuses": {"loadbalancer": {
-            **{k: view[k] for k in ("id", "name", "provisioning_status", "operating_status")},
-            "listeners": listeners,
-        }}}  # fmt: skip
+            listeners.append(
+                {
+                    **{k: lv[k] for k in ("id", "name", "provisioning_status", "operating_status")},
+                    "l7policies": [
+                        {
+                            "id": ids.of(p.uuid),
+                            "name": snap.data(p.uuid).get("name", p.name),
+                            "provisioning_status": lv["provisioning_status"],
+                            "operating_status": lv["operating_status"],
+                            "rules": [
+                                {
+                                    "id": m["match_id"],
+                                    "type": m["type"],
+                                    "provisioning_status": lv["provisioning_status"],
+                                    "operating_status": lv["operating_status"],
+                                }
+                                for m in p.data.get("matches", [])
+                            ],
+                        }
+                        for p in snap.policies_of(vs)
+                    ],
+                    "pools": pools,
+                }
+            )
+        return {
+            "statuses": {
+                "loadbalancer": {
+                    **{k: view[k] for k in ("id", "name", "provisioning_status", "operating_status")},
+                    "listeners": listeners,
+                }
+            }
+        }
 
     def stats(self, caller: Caller, kind: str, octavia_id: str) -> dict[str, int]:
         snap = self.snapshot(caller)
@@ -432,15 +499,28 @@ class OctaviaService:
         )
         return [f"/api/sslkeyandcertificate/sslkeyandcertificate-{_tail_uuid(r)}" for r in wanted]
 
-    def _vs_body(self, batch: Batch, snap: Snapshot, spec: schemas.Listener, lb_uuid: str, vs_uuid: str,
-                 pool_uuid: str | None, policies: list[str]) -> dict[str, Any]:  # fmt: skip
+    def _vs_body(
+        self,
+        batch: Batch,
+        snap: Snapshot,
+        spec: schemas.Listener,
+        lb_uuid: str,
+        vs_uuid: str,
+        pool_uuid: str | None,
+        policies: list[str],
+    ) -> dict[str, Any]:
         protocol = spec.protocol
         if protocol in ("UDP", "SCTP", "PROMETHEUS"):
             raise unsupported(f"listener protocol {protocol}")
         if spec.client_authentication != "NONE" or spec.client_ca_tls_container_ref:
             raise unsupported("client_authentication")
-        for option in ("client_crl_container_ref", "tls_ciphers", "tls_versions", "alpn_protocols",
-                       "hsts_max_age"):  # fmt: skip
+        for option in (
+            "client_crl_container_ref",
+            "tls_ciphers",
+            "tls_versions",
+            "alpn_protocols",
+            "hsts_max_age",
+        ):
             if getattr(spec, option):
                 raise unsupported(option)
         certs = self._tls_refs(spec)
@@ -459,13 +539,16 @@ class OctaviaService:
         lb = snap.get(lb_uuid, "vsvip")
         lb_enabled = lb is None or all(v.get("enabled", True) for v in lb.data["vip"])
         body: dict[str, Any] = {
-            "name": self._native_name(batch, "virtualservice", batch.caller.tenant_uuid, spec.name,
-                                      ids.of(vs_uuid), vs_uuid),  # fmt: skip
+            "name": self._native_name(
+                batch, "virtualservice", batch.caller.tenant_uuid, spec.name, ids.of(vs_uuid), vs_uuid
+            ),
             "description": spec.description,
             "enabled": spec.admin_state_up and lb_enabled,
             "services": [{"port": spec.protocol_port, "enable_ssl": protocol == "TERMINATED_HTTPS"}],
             "vsvip_ref": refs.canonical("vsvip", lb_uuid),
-            "application_profile_ref": HTTP_PROFILE if protocol in ("HTTP", "TERMINATED_HTTPS") else L4_PROFILE,
+            "application_profile_ref": HTTP_PROFILE
+            if protocol in ("HTTP", "TERMINATED_HTTPS")
+            else L4_PROFILE,
             "pool_ref": refs.canonical("pool", pool_uuid) if pool_uuid else None,
             "ssl_key_and_certificate_refs": certs,
             "connection_limit": spec.connection_limit if spec.connection_limit > 0 else None,
@@ -493,14 +576,17 @@ class OctaviaService:
                 f"protocol is '{protocol}'."
             )
 
-    def _create_listener(self, batch: Batch, snap: Snapshot, spec: schemas.Listener, lb_uuid: str,
-                         named: dict[str, str]) -> str:  # fmt: skip
+    def _create_listener(
+        self, batch: Batch, snap: Snapshot, spec: schemas.Listener, lb_uuid: str, named: dict[str, str]
+    ) -> str:
         tenant = batch.caller.tenant_uuid
         self._quota(batch, snap, tenant, "listener")
         for vs in snap.listeners_of(lb_uuid):
             if vs.data["services"][0]["port"] == spec.protocol_port:
-                raise Conflict(f"Another Listener on this Load Balancer is already using protocol_port "
-                               f"{spec.protocol_port}")  # fmt: skip
+                raise Conflict(
+                    f"Another Listener on this Load Balancer is already using protocol_port "
+                    f"{spec.protocol_port}"
+                )
         vs_uuid = f"virtualservice-{ids.new_id()}"
         pool_uuid = None
         if spec.default_pool_id:
@@ -517,22 +603,38 @@ class OctaviaService:
         self._check_pool_fits(snap, spec.protocol, pool_uuid)
         if pool_uuid and repo.get_meta(batch.conn, pool_uuid):
             recorded = repo.get_meta(batch.conn, pool_uuid)
-            if recorded and recorded.data.get("protocol") and recorded.data["protocol"] not in POOL_PROTOCOLS.get(
-                spec.protocol, set()
+            if (
+                recorded
+                and recorded.data.get("protocol")
+                and recorded.data["protocol"] not in POOL_PROTOCOLS.get(spec.protocol, set())
             ):
-                raise InvalidInput(f"Invalid input: the pool protocol '{recorded.data['protocol']}' is invalid "
-                                   f"while the listener protocol is '{spec.protocol}'.")  # fmt: skip
+                raise InvalidInput(
+                    f"Invalid input: the pool protocol '{recorded.data['protocol']}' is invalid "
+                    f"while the listener protocol is '{spec.protocol}'."
+                )
         policies = [
             self._create_policy(batch, snap, p, vs_uuid, lb_uuid, named) for p in spec.l7policies or []
         ]
-        batch.create("virtualservice", self._vs_body(batch, snap, spec, lb_uuid, vs_uuid, pool_uuid, policies),
-                     uuid=vs_uuid)  # fmt: skip
-        self._meta(batch, vs_uuid, "listener", tenant, lb_uuid, {
-            "name": spec.name, "tags": spec.tags, "protocol": spec.protocol,
-            "admin_state_up": spec.admin_state_up,
-            "default_tls_container_ref": spec.default_tls_container_ref,
-            "sni_container_refs": spec.sni_container_refs,
-        })  # fmt: skip
+        batch.create(
+            "virtualservice",
+            self._vs_body(batch, snap, spec, lb_uuid, vs_uuid, pool_uuid, policies),
+            uuid=vs_uuid,
+        )
+        self._meta(
+            batch,
+            vs_uuid,
+            "listener",
+            tenant,
+            lb_uuid,
+            {
+                "name": spec.name,
+                "tags": spec.tags,
+                "protocol": spec.protocol,
+                "admin_state_up": spec.admin_state_up,
+                "default_tls_container_ref": spec.default_tls_container_ref,
+                "sni_container_refs": spec.sni_container_refs,
+            },
+        )
         return vs_uuid
 
     def create_listener(self, caller: Caller, body: Any) -> dict[str, Any]:
@@ -540,8 +642,10 @@ class OctaviaService:
         if spec.loadbalancer_id is None:
             raise InvalidInput("Invalid input for field/attribute loadbalancer_id: Mandatory field missing.")
         if spec.default_pool is not None or spec.l7policies:
-            raise InvalidInput("Invalid input: default_pool and l7policies are only accepted in a single-call "
-                               "load balancer create; use default_pool_id")  # fmt: skip
+            raise InvalidInput(
+                "Invalid input: default_pool and l7policies are only accepted in a single-call "
+                "load balancer create; use default_pool_id"
+            )
         snap0 = self.snapshot(caller)
         lb0 = self._find(snap0, "loadbalancer", spec.loadbalancer_id)
         created: list[str] = []
@@ -579,16 +683,35 @@ class OctaviaService:
             self._check_pool_fits(snap, spec.protocol, pool_uuid)
             policies = [refs.uuid_of(r) for r in vs.data.get("http_policies", [])]
             body_ = self._vs_body(batch, snap, spec, lb_uuid or "", vs.uuid, pool_uuid, policies)
-            body_["name"] = self._native_name(batch, "virtualservice", vs.tenant_uuid, spec.name, listener_id,
-                                              vs.uuid) if "name" in changes else vs.name  # fmt: skip
+            body_["name"] = (
+                self._native_name(batch, "virtualservice", vs.tenant_uuid, spec.name, listener_id, vs.uuid)
+                if "name" in changes
+                else vs.name
+            )
             for keep in ("se_group_ref", "analytics_policy", "flow_dist", "traffic_enabled"):
                 if keep in vs.data:
                     body_.setdefault(keep, vs.data[keep])
             batch.replace("virtualservice", vs.uuid, body_)
-            self._meta(batch, vs.uuid, "listener", vs.tenant_uuid, lb_uuid, {
-                **{k: changes[k] for k in ("name", "tags", "default_tls_container_ref", "sni_container_refs",
-                                           "admin_state_up") if k in changes},
-            })  # fmt: skip
+            self._meta(
+                batch,
+                vs.uuid,
+                "listener",
+                vs.tenant_uuid,
+                lb_uuid,
+                {
+                    **{
+                        k: changes[k]
+                        for k in (
+                            "name",
+                            "tags",
+                            "default_tls_container_ref",
+                            "sni_container_refs",
+                            "admin_state_up",
+                        )
+                        if k in changes
+                    },
+                },
+            )
             return lb_uuid or ""
 
         self._write(caller, vs0.tenant_uuid, work)
@@ -620,7 +743,9 @@ class OctaviaService:
 
     # --- pools and members ------------------------------------------------------------------------
 
-    def _persistence(self, spec: schemas.SessionPersistence | None, pool_uuid: str, batch: Batch) -> str | None:
+    def _persistence(
+        self, spec: schemas.SessionPersistence | None, pool_uuid: str, batch: Batch
+    ) -> str | None:
         if spec is None:
             return None
         if spec.persistence_timeout is not None or spec.persistence_granularity is not None:
@@ -631,26 +756,47 @@ class OctaviaService:
             return "/api/applicationpersistenceprofile?name=System-Persistence-Client-IP"
         if spec.type == "HTTP_COOKIE":
             if spec.cookie_name:
-                raise InvalidInput("Invalid input: Cookie names are not supported for HTTP_COOKIE persistence")
+                raise InvalidInput(
+                    "Invalid input: Cookie names are not supported for HTTP_COOKIE persistence"
+                )
             return "/api/applicationpersistenceprofile?name=System-Persistence-Http-Cookie"
         if not spec.cookie_name:
             raise InvalidInput("Invalid input: APP_COOKIE session persistence requires cookie_name")
         profile_uuid = f"applicationpersistenceprofile-{ids.new_id()}"
-        batch.create("applicationpersistenceprofile", {
-            "name": f"{pool_uuid}-app-cookie-{profile_uuid[-8:]}",
-            "persistence_type": "PERSISTENCE_TYPE_APP_COOKIE",
-            "app_cookie_persistence_profile": {"cookie_name": spec.cookie_name},
-        }, uuid=profile_uuid, owner=pool_uuid)  # fmt: skip
+        batch.create(
+            "applicationpersistenceprofile",
+            {
+                "name": f"{pool_uuid}-app-cookie-{profile_uuid[-8:]}",
+                "persistence_type": "PERSISTENCE_TYPE_APP_COOKIE",
+                "app_cookie_persistence_profile": {"cookie_name": spec.cookie_name},
+            },
+            uuid=profile_uuid,
+            owner=pool_uuid,
+        )
         return refs.canonical("applicationpersistenceprofile", profile_uuid)
 
-    def _pool_body(self, batch: Batch, spec: schemas.Pool, pool_uuid: str, name: str,
-                   servers: list[dict[str, Any]], hm_refs: list[str]) -> dict[str, Any]:  # fmt: skip
+    def _pool_body(
+        self,
+        batch: Batch,
+        spec: schemas.Pool,
+        pool_uuid: str,
+        name: str,
+        servers: list[dict[str, Any]],
+        hm_refs: list[str],
+    ) -> dict[str, Any]:
         if spec.protocol in ("UDP", "SCTP", "PROXY", "PROXYV2"):
             raise unsupported(f"pool protocol {spec.protocol}")
         if spec.lb_algorithm not in ALGORITHM_IN:
             raise unsupported(f"lb_algorithm {spec.lb_algorithm}")
-        for option in ("tls_enabled", "tls_container_ref", "ca_tls_container_ref", "crl_container_ref",
-                       "tls_ciphers", "tls_versions", "alpn_protocols"):  # fmt: skip
+        for option in (
+            "tls_enabled",
+            "tls_container_ref",
+            "ca_tls_container_ref",
+            "crl_container_ref",
+            "tls_ciphers",
+            "tls_versions",
+            "alpn_protocols",
+        ):
             if getattr(spec, option):
                 raise unsupported(option)
         algorithm, hashing = ALGORITHM_IN[spec.lb_algorithm]
@@ -661,19 +807,30 @@ class OctaviaService:
             "lb_algorithm": algorithm,
             "servers": servers,
             "health_monitor_refs": hm_refs,
-            "application_persistence_profile_ref": self._persistence(spec.session_persistence, pool_uuid, batch),
+            "application_persistence_profile_ref": self._persistence(
+                spec.session_persistence, pool_uuid, batch
+            ),
         }
         if hashing:
             body["lb_algorithm_hash"] = hashing
         return body
 
-    def _create_pool(self, batch: Batch, snap: Snapshot, spec: schemas.Pool, lb_uuid: str,
-                     listener: StoredObject | None, listener_protocol: str | None = None) -> str:  # fmt: skip
+    def _create_pool(
+        self,
+        batch: Batch,
+        snap: Snapshot,
+        spec: schemas.Pool,
+        lb_uuid: str,
+        listener: StoredObject | None,
+        listener_protocol: str | None = None,
+    ) -> str:
         tenant = batch.caller.tenant_uuid
         self._quota(batch, snap, tenant, "pool")
         if listener_protocol and spec.protocol not in POOL_PROTOCOLS.get(listener_protocol, set()):
-            raise InvalidInput(f"Invalid input: the pool protocol '{spec.protocol}' is invalid while the "
-                               f"listener protocol is '{listener_protocol}'.")  # fmt: skip
+            raise InvalidInput(
+                f"Invalid input: the pool protocol '{spec.protocol}' is invalid while the "
+                f"listener protocol is '{listener_protocol}'."
+            )
         pool_id = ids.new_id()
         pool_uuid = f"pool-{pool_id}"
         members = spec.members or []
@@ -687,34 +844,61 @@ class OctaviaService:
             servers.append(self._server(batch, m, ids.new_id(), tenant))
         name = self._native_name(batch, "pool", tenant, spec.name, pool_id, pool_uuid)
         batch.create("pool", self._pool_body(batch, spec, pool_uuid, name, servers, []), uuid=pool_uuid)
-        self._meta(batch, pool_uuid, "pool", tenant, lb_uuid, {"name": spec.name, "tags": spec.tags,
-                                                                "protocol": spec.protocol})  # fmt: skip
+        self._meta(
+            batch,
+            pool_uuid,
+            "pool",
+            tenant,
+            lb_uuid,
+            {"name": spec.name, "tags": spec.tags, "protocol": spec.protocol},
+        )
         if spec.healthmonitor is not None:
             self._create_hm(batch, snap, spec.healthmonitor, pool_uuid)
         if listener is not None:
             if listener.data.get("pool_ref"):
                 raise Conflict(f"Listener {ids.of(listener.uuid)} already has a default pool")
-            batch.replace("virtualservice", listener.uuid, {**listener.data,
-                                                            "pool_ref": refs.canonical("pool", pool_uuid)})  # fmt: skip
+            batch.replace(
+                "virtualservice",
+                listener.uuid,
+                {**listener.data, "pool_ref": refs.canonical("pool", pool_uuid)},
+            )
         return pool_uuid
 
     def _server(self, batch: Batch, m: schemas.Member, member_id: str, tenant: str) -> dict[str, Any]:
         if m.request_sriov:
             raise unsupported("request_sriov")
-        self._meta(batch, f"member:{member_id}", "member", tenant, None, {
-            "subnet_id": m.subnet_id, "tags": m.tags, "created_at": _now(), "updated_at": _now(),
-        })  # fmt: skip
+        self._meta(
+            batch,
+            f"member:{member_id}",
+            "member",
+            tenant,
+            None,
+            {
+                "subnet_id": m.subnet_id,
+                "tags": m.tags,
+                "created_at": _now(),
+                "updated_at": _now(),
+            },
+        )
         return {
-            "ip": m.address, "port": m.protocol_port, "ratio": m.weight, "backup": m.backup,
-            "enabled": m.admin_state_up, "name": m.name or None, "external_uuid": member_id,
-            "monitor_address": m.monitor_address, "monitor_port": m.monitor_port,
-        }  # fmt: skip
+            "ip": m.address,
+            "port": m.protocol_port,
+            "ratio": m.weight,
+            "backup": m.backup,
+            "enabled": m.admin_state_up,
+            "name": m.name or None,
+            "external_uuid": member_id,
+            "monitor_address": m.monitor_address,
+            "monitor_port": m.monitor_port,
+        }
 
     def create_pool(self, caller: Caller, body: Any) -> dict[str, Any]:
         spec = parse(schemas.Pool, body, "pool")
         if spec.members is not None or spec.healthmonitor is not None:
-            raise InvalidInput("Invalid input: members and healthmonitor are only accepted in a single-call "
-                               "load balancer create")  # fmt: skip
+            raise InvalidInput(
+                "Invalid input: members and healthmonitor are only accepted in a single-call "
+                "load balancer create"
+            )
         snap0 = self.snapshot(caller)
         listener0 = self._find(snap0, "listener", spec.listener_id) if spec.listener_id else None
         if spec.loadbalancer_id:
@@ -753,19 +937,35 @@ class OctaviaService:
             merged.update(protocol=current["protocol"], lb_algorithm=current["lb_algorithm"])
             merged.update(changes)
             spec = _model(schemas.Pool, merged, "pool")
-            name = self._native_name(batch, "pool", pool.tenant_uuid, spec.name, pool_id, pool.uuid) if (
-                "name" in changes) else pool.name  # fmt: skip
-            body_ = self._pool_body(batch, spec, pool.uuid, name, pool.data["servers"],
-                                    pool.data.get("health_monitor_refs", []))  # fmt: skip
-            for keep in ("default_server_port", "graceful_disable_timeout", "connection_ramp_duration",
-                         "cloud_ref"):  # fmt: skip
+            name = (
+                self._native_name(batch, "pool", pool.tenant_uuid, spec.name, pool_id, pool.uuid)
+                if ("name" in changes)
+                else pool.name
+            )
+            body_ = self._pool_body(
+                batch, spec, pool.uuid, name, pool.data["servers"], pool.data.get("health_monitor_refs", [])
+            )
+            for keep in (
+                "default_server_port",
+                "graceful_disable_timeout",
+                "connection_ramp_duration",
+                "cloud_ref",
+            ):
                 if keep in pool.data:
                     body_[keep] = pool.data[keep]
             if "session_persistence" not in changes:
-                body_["application_persistence_profile_ref"] = pool.data.get("application_persistence_profile_ref")
+                body_["application_persistence_profile_ref"] = pool.data.get(
+                    "application_persistence_profile_ref"
+                )
             batch.replace("pool", pool.uuid, body_)
-            self._meta(batch, pool.uuid, "pool", pool.tenant_uuid, None,
-                       {k: changes[k] for k in ("name", "tags") if k in changes})  # fmt: skip
+            self._meta(
+                batch,
+                pool.uuid,
+                "pool",
+                pool.tenant_uuid,
+                None,
+                {k: changes[k] for k in ("name", "tags") if k in changes},
+            )
             return lb_uuid or ""
 
         self._write(caller, pool0.tenant_uuid, work)
@@ -774,8 +974,10 @@ class OctaviaService:
 
     def _delete_pool_objects(self, batch: Batch, snap: Snapshot, pool: StoredObject) -> list[str]:
         hm = snap.hm_of_pool(pool)
-        members = [f"member:{ids.member_id(pool.uuid, s, pool.data['default_server_port'])}"
-                   for s in pool.data["servers"]]  # fmt: skip
+        members = [
+            f"member:{ids.member_id(pool.uuid, s, pool.data['default_server_port'])}"
+            for s in pool.data["servers"]
+        ]
         for vs in snap.pool_users(pool.uuid):
             if vs.data.get("pool_ref") and refs.uuid_of(vs.data["pool_ref"]) == pool.uuid:
                 fresh = batch.load("virtualservice", vs.uuid)
@@ -796,8 +998,10 @@ class OctaviaService:
             pool = self._find(snap, "pool", pool_id)
             self._check_mutable(snap, lb_uuid)
             for vs in snap.pool_users(pool.uuid):
-                if any(p.data.get("redirect_pool_ref") and refs.uuid_of(p.data["redirect_pool_ref"]) == pool.uuid
-                       for p in snap.policies_of(vs)):  # fmt: skip
+                if any(
+                    p.data.get("redirect_pool_ref") and refs.uuid_of(p.data["redirect_pool_ref"]) == pool.uuid
+                    for p in snap.policies_of(vs)
+                ):
                     raise Conflict(f"Pool {pool_id} is in use by an L7 policy of listener {ids.of(vs.uuid)}")
             repo.delete_meta(batch.conn, self._delete_pool_objects(batch, snap, pool))
             return lb_uuid or ""
@@ -805,8 +1009,7 @@ class OctaviaService:
         self._write(caller, pool0.tenant_uuid, work)
         self._done(lb_uuid)
 
-    def _member_write(self, caller: Caller, pool_id: str,
-                      change: Callable[[Batch, StoredObject, list[dict[str, Any]]], list[dict[str, Any]]]) -> None:  # fmt: skip
+    def _member_write(self, caller: Caller, pool_id: str, change: Change) -> None:
         snap0 = self.snapshot(caller)
         pool0 = self._find(snap0, "pool", pool_id)
         lb_uuid = snap0.lb_of_pool(pool0)
@@ -834,8 +1037,13 @@ class OctaviaService:
             snap = Snapshot.read(batch.conn, batch.caller, self.objects.admin_tenant_uuid)
             self._quota(batch, snap, pool.tenant_uuid, "member")
             for s in servers:
-                if s["ip"] == spec.address and (s.get("port") or pool.data["default_server_port"]) == spec.protocol_port:
-                    raise Conflict(f"Duplicate member with address {spec.address} and port {spec.protocol_port}")
+                if (
+                    s["ip"] == spec.address
+                    and (s.get("port") or pool.data["default_server_port"]) == spec.protocol_port
+                ):
+                    raise Conflict(
+                        f"Duplicate member with address {spec.address} and port {spec.protocol_port}"
+                    )
             return [*servers, self._server(batch, spec, member_id, pool.tenant_uuid)]
 
         self._member_write(caller, pool_id, change)
@@ -847,16 +1055,27 @@ class OctaviaService:
         def change(batch: Batch, pool: StoredObject, servers: list[dict[str, Any]]) -> list[dict[str, Any]]:
             for s in servers:
                 if s["external_uuid"] == member_id:
-                    current = {"name": s.get("name") or "", "address": s["ip"],
-                               "protocol_port": s.get("port") or pool.data["default_server_port"],
-                               "weight": s.get("ratio", 1), "backup": s.get("backup", False),
-                               "admin_state_up": s.get("enabled", True), "monitor_address": s.get("monitor_address"),
-                               "monitor_port": s.get("monitor_port")}  # fmt: skip
+                    current = {
+                        "name": s.get("name") or "",
+                        "address": s["ip"],
+                        "protocol_port": s.get("port") or pool.data["default_server_port"],
+                        "weight": s.get("ratio", 1),
+                        "backup": s.get("backup", False),
+                        "admin_state_up": s.get("enabled", True),
+                        "monitor_address": s.get("monitor_address"),
+                        "monitor_port": s.get("monitor_port"),
+                    }
                     spec = _model(schemas.Member, {**current, **changes}, "member")
                     s.update(self._server(batch, spec, member_id, pool.tenant_uuid))
                     if "tags" in changes:
-                        self._meta(batch, f"member:{member_id}", "member", pool.tenant_uuid, None,
-                                   {"tags": changes["tags"]})  # fmt: skip
+                        self._meta(
+                            batch,
+                            f"member:{member_id}",
+                            "member",
+                            pool.tenant_uuid,
+                            None,
+                            {"tags": changes["tags"]},
+                        )
                     return servers
             raise NotFound(f"Member {member_id} could not be found.")
 
@@ -889,7 +1108,9 @@ class OctaviaService:
             for spec in specs:
                 key = (spec.address, spec.protocol_port)
                 if key in seen:
-                    raise Conflict(f"Duplicate member with address {spec.address} and port {spec.protocol_port}")
+                    raise Conflict(
+                        f"Duplicate member with address {spec.address} and port {spec.protocol_port}"
+                    )
                 seen.add(key)
                 old = by_key.get(key)
                 member_id = old["external_uuid"] if old else ids.new_id()
@@ -917,7 +1138,13 @@ class OctaviaService:
             "successful_checks": spec.max_retries,
             "failed_checks": spec.max_retries_down,
         }
-        http_fields = (spec.http_method, spec.url_path, spec.expected_codes, spec.http_version, spec.domain_name)
+        http_fields = (
+            spec.http_method,
+            spec.url_path,
+            spec.expected_codes,
+            spec.http_version,
+            spec.domain_name,
+        )
         if spec.type in ("HTTP", "HTTPS"):
             method = spec.http_method or "GET"
             if method not in ("GET", "HEAD", "POST", "OPTIONS"):
@@ -933,28 +1160,43 @@ class OctaviaService:
                 monitor["http_request_host"] = spec.domain_name
             body["http_monitor" if spec.type == "HTTP" else "https_monitor"] = monitor
         elif any(f is not None for f in http_fields):
-            raise InvalidInput(f"Invalid input: HTTP attributes are not valid on a {spec.type} health monitor")
+            raise InvalidInput(
+                f"Invalid input: HTTP attributes are not valid on a {spec.type} health monitor"
+            )
         return body
 
     def _create_hm(self, batch: Batch, snap: Snapshot, spec: schemas.HealthMonitor, pool_uuid: str) -> str:
         tenant = batch.caller.tenant_uuid
         self._quota(batch, snap, tenant, "healthmonitor")
         pool = batch.load("pool", pool_uuid)
-        if pool.data.get("health_monitor_refs") or repo.get_meta(batch.conn, pool_uuid) and (
-            (repo.get_meta(batch.conn, pool_uuid) or MetaRow("", "", "", None, {}, 0, 0)).data.get(
-                "disabled_healthmonitor")):  # fmt: skip
+        recorded = repo.get_meta(batch.conn, pool_uuid)
+        if pool.data.get("health_monitor_refs") or (recorded and recorded.data.get("disabled_healthmonitor")):
             raise Conflict(f"Pool {ids.of(pool_uuid)} already has a health monitor")
         hm_id = ids.new_id()
         hm_uuid = f"healthmonitor-{hm_id}"
         name = self._native_name(batch, "healthmonitor", tenant, spec.name, hm_id, hm_uuid)
         batch.create("healthmonitor", self._hm_body(spec, name), uuid=hm_uuid)
-        self._meta(batch, hm_uuid, "healthmonitor", tenant, None, {
-            "name": spec.name, "tags": spec.tags, "delay": spec.delay, "timeout": spec.timeout,
-            "expected_codes": spec.expected_codes, "admin_state_up": spec.admin_state_up,
-        })  # fmt: skip
+        self._meta(
+            batch,
+            hm_uuid,
+            "healthmonitor",
+            tenant,
+            None,
+            {
+                "name": spec.name,
+                "tags": spec.tags,
+                "delay": spec.delay,
+                "timeout": spec.timeout,
+                "expected_codes": spec.expected_codes,
+                "admin_state_up": spec.admin_state_up,
+            },
+        )
         if spec.admin_state_up:
-            batch.replace("pool", pool_uuid, {**pool.data, "health_monitor_refs": [refs.canonical("healthmonitor",
-                                                                                            hm_uuid)]})  # fmt: skip
+            batch.replace(
+                "pool",
+                pool_uuid,
+                {**pool.data, "health_monitor_refs": [refs.canonical("healthmonitor", hm_uuid)]},
+            )
         else:
             self._meta(batch, pool_uuid, "pool", tenant, None, {"disabled_healthmonitor": hm_uuid})
         return hm_uuid
@@ -991,21 +1233,39 @@ class OctaviaService:
             merged["type"] = current["type"]
             merged.update(changes)
             spec = _model(schemas.HealthMonitor, merged, "healthmonitor")
-            name = self._native_name(batch, "healthmonitor", hm.tenant_uuid, spec.name, hm_id, hm.uuid) if (
-                "name" in changes) else hm.name  # fmt: skip
+            name = (
+                self._native_name(batch, "healthmonitor", hm.tenant_uuid, spec.name, hm_id, hm.uuid)
+                if ("name" in changes)
+                else hm.name
+            )
             batch.replace("healthmonitor", hm.uuid, self._hm_body(spec, name))
-            self._meta(batch, hm.uuid, "healthmonitor", hm.tenant_uuid, None, {
-                "delay": spec.delay, "timeout": spec.timeout, "expected_codes": spec.expected_codes,
-                "admin_state_up": spec.admin_state_up,
-                **{k: changes[k] for k in ("name", "tags") if k in changes},
-            })  # fmt: skip
+            self._meta(
+                batch,
+                hm.uuid,
+                "healthmonitor",
+                hm.tenant_uuid,
+                None,
+                {
+                    "delay": spec.delay,
+                    "timeout": spec.timeout,
+                    "expected_codes": spec.expected_codes,
+                    "admin_state_up": spec.admin_state_up,
+                    **{k: changes[k] for k in ("name", "tags") if k in changes},
+                },
+            )
             if "admin_state_up" in changes:
                 for pool in snap.pools_of_hm(hm.uuid):
                     fresh = batch.load("pool", pool.uuid)
                     wanted = [refs.canonical("healthmonitor", hm.uuid)] if spec.admin_state_up else []
                     batch.replace("pool", pool.uuid, {**fresh.data, "health_monitor_refs": wanted})
-                    self._meta(batch, pool.uuid, "pool", pool.tenant_uuid, None,
-                               {"disabled_healthmonitor": None if spec.admin_state_up else hm.uuid})  # fmt: skip
+                    self._meta(
+                        batch,
+                        pool.uuid,
+                        "pool",
+                        pool.tenant_uuid,
+                        None,
+                        {"disabled_healthmonitor": None if spec.admin_state_up else hm.uuid},
+                    )
             return lb_uuid or ""
 
         self._write(caller, hm0.tenant_uuid, work)
@@ -1046,17 +1306,38 @@ class OctaviaService:
         operating = self.status.listener_operating(vs, snap) if vs is not None else "OFFLINE"
         if not policy.data.get("enabled", True):
             operating = "OFFLINE"
-        return render.l7policy(policy, snap, provisioning, "ONLINE" if operating == "DEGRADED" else operating,
-                               position)  # fmt: skip
+        return render.l7policy(
+            policy, snap, provisioning, "ONLINE" if operating == "DEGRADED" else operating, position
+        )
 
     def _rule(self, batch: Batch, spec: schemas.L7Rule, rule_id: str, tenant: str) -> dict[str, Any]:
-        self._meta(batch, f"l7rule:{rule_id}", "l7rule", tenant, None,
-                   {"tags": spec.tags, "created_at": _now(), "updated_at": _now()})  # fmt: skip
-        return {"match_id": rule_id, "type": spec.type, "compare_type": spec.compare_type, "key": spec.key,
-                "value": spec.value, "invert": spec.invert, "enabled": spec.admin_state_up}  # fmt: skip
+        self._meta(
+            batch,
+            f"l7rule:{rule_id}",
+            "l7rule",
+            tenant,
+            None,
+            {"tags": spec.tags, "created_at": _now(), "updated_at": _now()},
+        )
+        return {
+            "match_id": rule_id,
+            "type": spec.type,
+            "compare_type": spec.compare_type,
+            "key": spec.key,
+            "value": spec.value,
+            "invert": spec.invert,
+            "enabled": spec.admin_state_up,
+        }
 
-    def _policy_body(self, batch: Batch, snap: Snapshot, spec: schemas.L7Policy, name: str,
-                     pool_uuid: str | None, matches: list[dict[str, Any]]) -> dict[str, Any]:  # fmt: skip
+    def _policy_body(
+        self,
+        batch: Batch,
+        snap: Snapshot,
+        spec: schemas.L7Policy,
+        name: str,
+        pool_uuid: str | None,
+        matches: list[dict[str, Any]],
+    ) -> dict[str, Any]:
         code = spec.redirect_http_code
         if spec.action == "REDIRECT_TO_POOL" and pool_uuid is None:
             raise InvalidInput("Invalid input: REDIRECT_TO_POOL needs redirect_pool_id")
@@ -1069,18 +1350,26 @@ class OctaviaService:
             "description": spec.description,
             "enabled": spec.admin_state_up,
             "action": spec.action,
-            "redirect_pool_ref": refs.canonical("pool", pool_uuid) if spec.action == "REDIRECT_TO_POOL" and pool_uuid
+            "redirect_pool_ref": refs.canonical("pool", pool_uuid)
+            if spec.action == "REDIRECT_TO_POOL" and pool_uuid
             else None,
             "redirect_url": spec.redirect_url if spec.action == "REDIRECT_TO_URL" else None,
             "redirect_prefix": spec.redirect_prefix if spec.action == "REDIRECT_PREFIX" else None,
             "matches": matches,
-        }  # fmt: skip
+        }
         if spec.action in ("REDIRECT_TO_URL", "REDIRECT_PREFIX"):
             body["redirect_http_code"] = code or 302
         return body
 
-    def _create_policy(self, batch: Batch, snap: Snapshot, spec: schemas.L7Policy, vs_uuid: str,
-                       lb_uuid: str, named: dict[str, str]) -> str:  # fmt: skip
+    def _create_policy(
+        self,
+        batch: Batch,
+        snap: Snapshot,
+        spec: schemas.L7Policy,
+        vs_uuid: str,
+        lb_uuid: str,
+        named: dict[str, str],
+    ) -> str:
         tenant = batch.caller.tenant_uuid
         self._quota(batch, snap, tenant, "l7policy")
         pool_uuid = None
@@ -1100,8 +1389,9 @@ class OctaviaService:
         self._quota(batch, snap, tenant, "l7rule", len(spec.rules or []))
         matches = [self._rule(batch, r, ids.new_id(), tenant) for r in spec.rules or []]
         name = self._native_name(batch, "httppolicyset", tenant, spec.name, policy_id, policy_uuid)
-        batch.create("httppolicyset", self._policy_body(batch, snap, spec, name, pool_uuid, matches),
-                     uuid=policy_uuid)  # fmt: skip
+        batch.create(
+            "httppolicyset", self._policy_body(batch, snap, spec, name, pool_uuid, matches), uuid=policy_uuid
+        )
         self._meta(batch, policy_uuid, "l7policy", tenant, lb_uuid, {"name": spec.name, "tags": spec.tags})
         return policy_uuid
 
@@ -1148,19 +1438,37 @@ class OctaviaService:
             merged.update(changes)
             merged = {k: v for k, v in merged.items() if v is not None}
             spec = _model(schemas.L7Policy, merged, "l7policy")
-            pool_uuid = self._find(snap, "pool", spec.redirect_pool_id).uuid if spec.redirect_pool_id else None
-            name = self._native_name(batch, "httppolicyset", policy.tenant_uuid, spec.name, policy_id,
-                                     policy.uuid) if "name" in changes else policy.name  # fmt: skip
-            batch.replace("httppolicyset", policy.uuid,
-                          self._policy_body(batch, snap, spec, name, pool_uuid, policy.data.get("matches", [])))  # fmt: skip
-            self._meta(batch, policy.uuid, "l7policy", policy.tenant_uuid, None,
-                       {k: changes[k] for k in ("name", "tags") if k in changes})  # fmt: skip
+            pool_uuid = (
+                self._find(snap, "pool", spec.redirect_pool_id).uuid if spec.redirect_pool_id else None
+            )
+            name = (
+                self._native_name(
+                    batch, "httppolicyset", policy.tenant_uuid, spec.name, policy_id, policy.uuid
+                )
+                if "name" in changes
+                else policy.name
+            )
+            batch.replace(
+                "httppolicyset",
+                policy.uuid,
+                self._policy_body(batch, snap, spec, name, pool_uuid, policy.data.get("matches", [])),
+            )
+            self._meta(
+                batch,
+                policy.uuid,
+                "l7policy",
+                policy.tenant_uuid,
+                None,
+                {k: changes[k] for k in ("name", "tags") if k in changes},
+            )
             if "position" in changes:
                 _, vs = snap.lb_of_policy(policy)
                 if vs is not None:
                     order = [r for r in vs.data.get("http_policies", []) if refs.uuid_of(r) != policy.uuid]
-                    order.insert(min(int(changes["position"]) - 1, len(order)),
-                                 refs.canonical("httppolicyset", policy.uuid))  # fmt: skip
+                    order.insert(
+                        min(int(changes["position"]) - 1, len(order)),
+                        refs.canonical("httppolicyset", policy.uuid),
+                    )
                     fresh = batch.load("virtualservice", vs.uuid)
                     batch.replace("virtualservice", vs.uuid, {**fresh.data, "http_policies": order})
             return lb_uuid or ""
@@ -1182,8 +1490,10 @@ class OctaviaService:
                 order = [r for r in vs.data.get("http_policies", []) if refs.uuid_of(r) != policy.uuid]
                 batch.replace("virtualservice", vs.uuid, {**vs.data, "http_policies": order})
             batch.delete("httppolicyset", policy.uuid)
-            repo.delete_meta(batch.conn, [policy.uuid] + [f"l7rule:{m['match_id']}"
-                                                          for m in policy.data.get("matches", [])])  # fmt: skip
+            repo.delete_meta(
+                batch.conn,
+                [policy.uuid] + [f"l7rule:{m['match_id']}" for m in policy.data.get("matches", [])],
+            )
             return lb_uuid or ""
 
         self._write(caller, policy0.tenant_uuid, work)
@@ -1204,8 +1514,7 @@ class OctaviaService:
                 return rule
         raise NotFound(f"L7 Rule {rule_id} could not be found.")
 
-    def _rule_write(self, caller: Caller, policy_id: str,
-                    change: Callable[[Batch, StoredObject, list[dict[str, Any]]], list[dict[str, Any]]]) -> None:  # fmt: skip
+    def _rule_write(self, caller: Caller, policy_id: str, change: Change) -> None:
         snap0 = self.snapshot(caller)
         policy0 = self._find(snap0, "l7policy", policy_id)
         lb_uuid, _ = snap0.lb_of_policy(policy0)
@@ -1238,9 +1547,14 @@ class OctaviaService:
         def change(batch: Batch, policy: StoredObject, matches: list[dict[str, Any]]) -> list[dict[str, Any]]:
             for index, m in enumerate(matches):
                 if m["match_id"] == rule_id:
-                    current = {"type": m["type"], "compare_type": m["compare_type"], "key": m.get("key"),
-                               "value": m["value"], "invert": m.get("invert", False),
-                               "admin_state_up": m.get("enabled", True)}  # fmt: skip
+                    current = {
+                        "type": m["type"],
+                        "compare_type": m["compare_type"],
+                        "key": m.get("key"),
+                        "value": m["value"],
+                        "invert": m.get("invert", False),
+                        "admin_state_up": m.get("enabled", True),
+                    }
                     spec = _model(schemas.L7Rule, {**current, **changes}, "rule")
                     matches[index] = self._rule(batch, spec, rule_id, policy.tenant_uuid)
                     return matches
@@ -1305,5 +1619,7 @@ def _code_classes(expected: str) -> list[str]:
     for part in expected.split(","):
         low, _, high = part.partition("-")
         codes += [int(low), int(high or low)]
-    return sorted({f"HTTP_{c // 100}XX" for c in codes} | {f"HTTP_{d}XX" for d in
-                  range(min(codes) // 100, max(codes) // 100 + 1)})  # fmt: skip
+    return sorted(
+        {f"HTTP_{c // 100}XX" for c in codes}
+        | {f"HTTP_{d}XX" for d in range(min(codes) // 100, max(codes) // 100 + 1)}
+    )

@@ -153,4 +153,3 @@ class StatusBook:
 def server_key(pool: StoredObject, server: dict[str, Any]) -> str:
     port = server.get("port") or pool.data["default_server_port"]
     return f"{server['ip']}:{port}"
-

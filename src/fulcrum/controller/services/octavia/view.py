@@ -39,9 +39,7 @@ class Snapshot:
                 continue
             for obj in repo.all_of_type(conn, type_name):
                 if (
-                    caller.is_system_admin
-                    or obj.tenant_uuid == caller.tenant_uuid
-                    or obj.tenant_uuid == admin_tenant_uuid
+                    caller.is_system_admin or obj.tenant_uuid in (caller.tenant_uuid, admin_tenant_uuid)
                 ):
                     found[obj.uuid] = obj
         metas = repo.all_metas(conn)
@@ -88,9 +86,7 @@ class Snapshot:
         """Listeners using the pool as default pool or through one of their policies."""
         users = []
         for vs in self.of_type("virtualservice"):
-            if vs.data.get("pool_ref") and refs.uuid_of(vs.data["pool_ref"]) == pool_uuid:
-                users.append(vs)
-            elif any(
+            if (vs.data.get("pool_ref") and refs.uuid_of(vs.data["pool_ref"]) == pool_uuid) or any(
                 p.data.get("redirect_pool_ref") and refs.uuid_of(p.data["redirect_pool_ref"]) == pool_uuid
                 for p in self.policies_of(vs)
             ):
