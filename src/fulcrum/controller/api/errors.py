@@ -54,7 +54,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
 }
 
 
-NEUTRON_PATHS = ("/v2.0/networks", "/v2.0/subnets")
+NEUTRON_PATHS = ("/v2.0/networks", "/v2.0/subnets", "/v2/networks", "/v2/subnets")
 NEUTRON_TYPES = {400: "HTTPBadRequest", 401: "HTTPUnauthorized", 403: "HTTPForbidden", 404: "HTTPNotFound",
                  409: "HTTPConflict"}  # fmt: skip
 

@@ -38,8 +38,8 @@ RESERVED_QUERY = {"fields", "limit", "marker", "page_reverse", "sort", "sort_key
 def octavia(request: Request) -> OctaviaService:
     app = request.app
     found = getattr(app.state, "octavia", None)
-    if found is None:
-        svc = services(request)
+    svc = services(request)
+    if found is None or found.objects is not svc.objects:  # services are rebuilt on each app start
         found = OctaviaService(svc.objects, StatusBook(svc.dataplane, svc.settings.dataplane))
         app.state.octavia = found
     return found  # type: ignore[no-any-return]

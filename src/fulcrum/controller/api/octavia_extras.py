@@ -6,18 +6,233 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse
+
+from fulcrum.controller.api.security import get_caller, services
+from fulcrum.controller.services.octavia.extras import OctaviaExtras
+from fulcrum.controller.services.rbac import Caller
 
 Run = Callable[[Callable[[], Any]], Any]
 
 
-def routes(router: APIRouter, prefix: str, run: Run, shape_list: Any, admin: Any, body: Any) -> None:
+def extras(request: Request) -> OctaviaExtras:
+    """The app's extras service, built anew when the app's services are (each lifespan builds its own)."""
+    app = request.app
+    svc = services(request)
+    found = getattr(app.state, "octavia_extras", None)
+    if found is None or found.objects is not svc.objects:
+        found = OctaviaExtras(svc.objects, svc.dataplane, svc.settings.dataplane)
+        app.state.octavia_extras = found
+    return found  # type: ignore[no-any-return]
+
+
+def _fields(request: Request, item: dict[str, Any]) -> dict[str, Any]:
+    wanted = {f for v in request.query_params.getlist("fields") for f in v.split(",")}
+    return {k: v for k, v in item.items() if not wanted or k in wanted}
+
+
+def _mark_lb(request: Request) -> Callable[[str], None]:
+    """Marks a load balancer PENDING_UPDATE in the Octavia service's status book, if it has one yet."""
+    octavia = getattr(request.app.state, "octavia", None)
+    current = octavia is not None and octavia.objects is services(request).objects
+
+    def mark(lb_uuid: str) -> None:
+        if current:
+            octavia.status.mark(lb_uuid, "UPDATE")
+
+    return mark
+
+
+def routes(router: APIRouter, prefix: str, run: Run, shape_list: Any, admin: Any, body: Any) -> None:  # noqa: PLR0915
     """Providers, flavors, flavor profiles and quotas under `prefix`."""
+
+    # --- providers --------------------------------------------------------------------------------
+
+    @router.get(f"{prefix}/providers")
+    async def list_providers(request: Request, caller: Caller = Depends(get_caller)) -> JSONResponse:
+        shown, _ = shape_list(request, OctaviaExtras.providers())
+        return JSONResponse({"providers": shown})
+
+    @router.get(f"{prefix}/providers/{{provider}}/flavor_capabilities")
+    async def flavor_capabilities(
+        request: Request, provider: str, caller: Caller = Depends(get_caller)
+    ) -> JSONResponse:
+        admin(caller)
+        found = extras(request).flavor_capabilities(provider)
+        shown, _ = shape_list(request, found)
+        return JSONResponse({"flavor_capabilities": shown})
+
+    @router.get(f"{prefix}/providers/{{provider}}/availability_zone_capabilities")
+    async def az_capabilities(
+        request: Request, provider: str, caller: Caller = Depends(get_caller)
+    ) -> JSONResponse:
+        admin(caller)
+        found = extras(request).availability_zone_capabilities(provider)
+        shown, _ = shape_list(request, found)
+        return JSONResponse({"availability_zone_capabilities": shown})
+
+    # --- flavor profiles (admin only) -------------------------------------------------------------
+
+    profiles = f"{prefix}/flavorprofiles"
+
+    @router.get(profiles)
+    async def list_profiles(request: Request, caller: Caller = Depends(get_caller)) -> JSONResponse:
+        admin(caller)
+        shown, links = shape_list(request, await run(lambda: extras(request).list_profiles()))
+        return JSONResponse({"flavorprofiles": shown, "flavorprofiles_links": links})
+
+    @router.post(profiles)
+    async def create_profile(request: Request, caller: Caller = Depends(get_caller)) -> JSONResponse:
+        admin(caller)
+        given = await body(request)
+        made = await run(lambda: extras(request).create_profile(given))
+        return JSONResponse({"flavorprofile": made}, status_code=201)
+
+    @router.get(f"{profiles}/{{oid}}")
+    async def show_profile(request: Request, oid: str, caller: Caller = Depends(get_caller)) -> JSONResponse:
+        admin(caller)
+        found = await run(lambda: extras(request).show_profile(oid))
+        return JSONResponse({"flavorprofile": _fields(request, found)})
+
+    @router.put(f"{profiles}/{{oid}}")
+    async def update_profile(
+        request: Request, oid: str, caller: Caller = Depends(get_caller)
+    ) -> JSONResponse:
+        admin(caller)
+        given = await body(request)
+        changed = await run(lambda: extras(request).update_profile(oid, given))
+        return JSONResponse({"flavorprofile": changed})
+
+    @router.delete(f"{profiles}/{{oid}}")
+    async def delete_profile(request: Request, oid: str, caller: Caller = Depends(get_caller)) -> Response:
+        admin(caller)
+        await run(lambda: extras(request).delete_profile(oid))
+        return Response(status_code=204)
+
+    # --- flavors (read: everyone; write: admin) ---------------------------------------------------
+
+    flavors = f"{prefix}/flavors"
+
+    @router.get(flavors)
+    async def list_flavors(request: Request, caller: Caller = Depends(get_caller)) -> JSONResponse:
+        shown, links = shape_list(request, await run(lambda: extras(request).list_flavors()))
+        return JSONResponse({"flavors": shown, "flavors_links": links})
+
+    @router.post(flavors)
+    async def create_flavor(request: Request, caller: Caller = Depends(get_caller)) -> JSONResponse:
+        admin(caller)
+        given = await body(request)
+        made = await run(lambda: extras(request).create_flavor(given))
+        return JSONResponse({"flavor": made}, status_code=201)
+
+    @router.get(f"{flavors}/{{oid}}")
+    async def show_flavor(request: Request, oid: str, caller: Caller = Depends(get_caller)) -> JSONResponse:
+        found = await run(lambda: extras(request).show_flavor(oid))
+        return JSONResponse({"flavor": _fields(request, found)})
+
+    @router.put(f"{flavors}/{{oid}}")
+    async def update_flavor(request: Request, oid: str, caller: Caller = Depends(get_caller)) -> JSONResponse:
+        admin(caller)
+        given = await body(request)
+        changed = await run(lambda: extras(request).update_flavor(oid, given))
+        return JSONResponse({"flavor": changed})
+
+    @router.delete(f"{flavors}/{{oid}}")
+    async def delete_flavor(request: Request, oid: str, caller: Caller = Depends(get_caller)) -> Response:
+        admin(caller)
+        await run(lambda: extras(request).delete_flavor(oid))
+        return Response(status_code=204)
+
+    # --- quotas -----------------------------------------------------------------------------------
+
+    quotas = f"{prefix}/quotas"
+
+    @router.get(quotas)
+    async def list_quotas(request: Request, caller: Caller = Depends(get_caller)) -> JSONResponse:
+        shown, links = shape_list(request, await run(lambda: extras(request).list_quotas(caller)))
+        return JSONResponse({"quotas": shown, "quotas_links": links})
+
+    # Registered before `/quotas/{project_id}`, which would otherwise take "defaults" for a project.
+    @router.get(f"{quotas}/defaults")
+    async def quota_defaults(request: Request, caller: Caller = Depends(get_caller)) -> JSONResponse:
+        return JSONResponse({"quota": extras(request).quota_defaults()})
+
+    @router.get(f"{quotas}/{{project_id}}")
+    async def show_quota(
+        request: Request, project_id: str, caller: Caller = Depends(get_caller)
+    ) -> JSONResponse:
+        found = await run(lambda: extras(request).show_quota(caller, project_id))
+        return JSONResponse({"quota": found})
+
+    @router.put(f"{quotas}/{{project_id}}")
+    async def put_quota(
+        request: Request, project_id: str, caller: Caller = Depends(get_caller)
+    ) -> JSONResponse:
+        admin(caller)
+        given = await body(request)
+        changed = await run(lambda: extras(request).put_quota(project_id, given))
+        return JSONResponse({"quota": changed}, status_code=202)
+
+    @router.delete(f"{quotas}/{{project_id}}")
+    async def delete_quota(
+        request: Request, project_id: str, caller: Caller = Depends(get_caller)
+    ) -> Response:
+        admin(caller)
+        await run(lambda: extras(request).delete_quota(project_id))
+        return Response(status_code=204)
 
 
 def amphora_routes(router: APIRouter, run: Run, shape_list: Any, admin: Any) -> None:
     """`/v2/octavia/amphorae`."""
+    path = "/v2/octavia/amphorae"
+
+    @router.get(path)
+    async def list_amphorae(request: Request, caller: Caller = Depends(get_caller)) -> JSONResponse:
+        admin(caller)
+        shown, links = shape_list(request, await run(lambda: extras(request).list_amphorae()))
+        return JSONResponse({"amphorae": shown, "amphorae_links": links})
+
+    @router.get(f"{path}/{{oid}}")
+    async def show_amphora(request: Request, oid: str, caller: Caller = Depends(get_caller)) -> JSONResponse:
+        admin(caller)
+        found = await run(lambda: extras(request).show_amphora(oid))
+        return JSONResponse({"amphora": _fields(request, found)})
+
+    @router.get(f"{path}/{{oid}}/stats")
+    async def amphora_stats(request: Request, oid: str, caller: Caller = Depends(get_caller)) -> JSONResponse:
+        admin(caller)
+        return JSONResponse({"amphora_stats": await run(lambda: extras(request).amphora_stats(oid))})
+
+    @router.put(f"{path}/{{oid}}/failover")
+    async def failover_amphora(request: Request, oid: str, caller: Caller = Depends(get_caller)) -> Response:
+        admin(caller)
+        mark = _mark_lb(request)
+        await run(lambda: extras(request).failover_amphora(oid, mark))
+        return Response(status_code=202)
 
 
 def network_routes(router: APIRouter, run: Run, shape_list: Any) -> None:
     """`/v2.0/networks` and `/v2.0/subnets`."""
+
+    def collection(kind: str, plural: str, many: Callable[[OctaviaExtras], list[dict[str, Any]]],
+                   one: Callable[[OctaviaExtras, str], dict[str, Any]]) -> None:  # fmt: skip
+        async def list_(request: Request, caller: Caller = Depends(get_caller)) -> JSONResponse:
+            shown, links = shape_list(request, await run(lambda: many(extras(request))))
+            answer: dict[str, Any] = {plural: shown}
+            if links:
+                answer[f"{plural}_links"] = links
+            return JSONResponse(answer)
+
+        async def show(request: Request, oid: str, caller: Caller = Depends(get_caller)) -> JSONResponse:
+            found = await run(lambda: one(extras(request), oid))
+            return JSONResponse({kind: _fields(request, found)})
+
+        # `/v2.0` is Neutron's path; `/v2` is where openstacksdk's version discovery lands when one
+        # endpoint serves both APIs (the shared version document's CURRENT entry is Octavia's `/v2`).
+        for base in ("/v2.0", "/v2"):
+            router.add_api_route(f"{base}/{plural}", list_, methods=["GET"])
+            router.add_api_route(f"{base}/{plural}/{{oid}}", show, methods=["GET"])
+
+    collection("network", "networks", OctaviaExtras.networks, OctaviaExtras.network)
+    collection("subnet", "subnets", OctaviaExtras.subnets, OctaviaExtras.subnet)

@@ -334,7 +334,12 @@ class OctaviaService:
         if profile is None:
             raise InvalidInput(f"Invalid input: the profile of flavor {flavor_id} is gone")
         data = json.loads(profile.data["flavor_data"])
-        return f"/api/serviceenginegroup?name={data['se_group']}" if "se_group" in data else None
+        if "se_group" not in data:
+            return None
+        group = str(data["se_group"]).removeprefix("serviceenginegroup-")
+        if ids.is_uuid(group):
+            return refs.canonical("serviceenginegroup", f"serviceenginegroup-{group}")
+        return f"/api/serviceenginegroup?name={group}"
 
     def update_lb(self, caller: Caller, lb_id: str, body: Any) -> dict[str, Any]:
         snap0 = self.snapshot(caller)
