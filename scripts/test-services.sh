@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Starts (and stops) the real services the test suite talks to, on loopback only:
 #   PostgreSQL  - a throw-away cluster in a temp dir, trust auth on 127.0.0.1, a free port.
+#   Keystone    - OpenStack identity in its own virtualenv (.keystone-venv), SQLite and fernet keys in
+#     .test-services/keystone, on 127.0.0.1 (scripts/keystone-service.sh; kept across runs, so only
+#     the first start installs it).
 #   net.ipv4.tcp_migrate_req=1 (as root, Linux >= 5.14): when an SE hands a VIP over to another SE,
 #     connections queued on its closing listener move to the other SE's listener instead of being
 #     reset. The previous value is recorded and restored by `stop`.
@@ -119,9 +122,12 @@ case "${1:-}" in
     ensure_snmptrapd
     enable_migrate_req
     start_postgres
+    "$here/scripts/keystone-service.sh" start
+    cat "$state/keystone/env" >> "$state/env"
     ;;
   stop)
     stop_postgres
+    "$here/scripts/keystone-service.sh" stop
     restore_migrate_req
     rm -f "$state/env"
     ;;

@@ -38,6 +38,17 @@ def minimal(type_name: str, name: str) -> dict[str, Any]:
         "applicationpersistenceprofile": {},
         "applicationprofile": {},
         "pool": {},
+        "httppolicyset": {
+            "action": "REJECT",
+            "matches": [
+                {
+                    "match_id": "0b5d6c1e-3f7a-4e2b-9c8d-1a2b3c4d5e6f",
+                    "type": "PATH",
+                    "compare_type": "STARTS_WITH",
+                    "value": "/admin",
+                }
+            ],
+        },
         "vsvip": {"vip": [{"auto_allocate_ip": True}]},
         "virtualservice": {"services": [{"port": 80}], "vip": [{"auto_allocate_ip": True}]},
         "alertsyslogconfig": {"syslog_servers": [{"syslog_server": "127.0.0.1"}]},
@@ -65,6 +76,7 @@ PATCHES: dict[str, tuple[dict[str, Any], str, Any]] = {
     "applicationprofile": ({"description": "patched"}, "description", "patched"),
     "sslkeyandcertificate": ({"type": "SSL_CERTIFICATE_TYPE_CA"}, "type", "SSL_CERTIFICATE_TYPE_CA"),
     "pool": ({"servers": [{"ip": "10.0.0.1", "port": 8080}]}, "servers", None),
+    "httppolicyset": ({"enabled": False}, "enabled", False),
     "vsvip": ({"vip": [{"ip_address": "127.0.0.77"}]}, "vip", None),
     "virtualservice": ({"traffic_enabled": False}, "traffic_enabled", False),
     "alertsyslogconfig": ({"description": "patched"}, "description", "patched"),
@@ -364,6 +376,39 @@ def test_deleting_a_referenced_object_is_409_naming_the_referrer(client: TestCli
     assert client.patch(f"/api/pool/{pool['uuid']}", json={"health_monitor_refs": []}).status_code == 200
     assert client.delete(f"/api/healthmonitor/{hm['uuid']}").status_code == 204
     assert "hm" not in names(client, "healthmonitor")
+
+
+def test_http_policy_sets_keep_their_pools_and_are_kept_by_their_virtual_services(client: TestClient) -> None:
+    pool = create(client, "pool", {"name": "api-pool"})
+    body = {
+        **minimal("httppolicyset", "to-api"),
+        "action": "REDIRECT_TO_POOL",
+        "redirect_pool_ref": "api-pool",
+    }
+    policy = create(client, "httppolicyset", body)
+    assert policy["redirect_pool_ref"] == pool["url"]
+    vs = create(
+        client,
+        "virtualservice",
+        {
+            "name": "l7",
+            "services": [{"port": 80}],
+            "vip": [{"auto_allocate_ip": True}],
+            "http_policies": ["to-api"],
+        },
+    )
+    assert vs["http_policies"] == [policy["url"]]
+
+    refused = client.delete(pool["url"])
+    assert refused.status_code == 409 and "httppolicyset 'to-api'" in error_of(refused)
+    refused = client.delete(policy["url"])
+    assert refused.status_code == 409 and "virtualservice 'l7'" in error_of(refused)
+    # HTTP features need an HTTP application profile.
+    l4 = client.patch(vs["url"], json={"application_profile_ref": "System-L4-Application"})
+    assert l4.status_code == 400 and error_of(l4).startswith("http_policies:")
+    assert client.delete(vs["url"]).status_code == 204
+    assert client.delete(policy["url"]).status_code == 204
+    assert client.delete(pool["url"]).status_code == 204
 
 
 def test_duplicate_name_is_409(client: TestClient) -> None:

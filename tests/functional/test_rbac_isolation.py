@@ -52,6 +52,7 @@ def _body(type_name: str, tenant: str) -> dict[str, Any]:
         "applicationprofile": {"name": name, "type": "APPLICATION_PROFILE_TYPE_L4"},
         "sslkeyandcertificate": {"name": name, "certificate": {"certificate": CERT}, "key": KEY},
         "pool": {"name": name, "servers": [{"ip": "10.0.0.1"}]},
+        "httppolicyset": {"name": name, "action": "REJECT"},
         "vsvip": {"name": name, "vip": [{"auto_allocate_ip": True}]},
         "virtualservice": {"name": name, "services": [{"port": 80}], "vip": [{"auto_allocate_ip": True}]},
         "alertsyslogconfig": {"name": name, "syslog_servers": [{"syslog_server": "127.0.0.1"}]},
@@ -84,6 +85,7 @@ APPLICATION_TYPES = (
     "applicationprofile",
     "sslkeyandcertificate",
     "pool",
+    "httppolicyset",
     "vsvip",
     "virtualservice",
 )

@@ -279,7 +279,28 @@ def test_duplicate_servers(servers: list[dict[str, Any]], default_port: int, ok:
         pytest.param({"lb_algorithm": 1}, False, id="enum-int"),
         pytest.param({"health_monitor_refs": ["hm", "hm"]}, False, id="monitor-twice"),
         pytest.param({"graceful_disable_timeout": -2}, False, id="graceful-below-range"),
-        pytest.param({"servers": [{"ip": "10.0.0.1", "ratio": 21}]}, False, id="ratio-above-range"),
+        pytest.param({"servers": [{"ip": "10.0.0.1", "ratio": 257}]}, False, id="ratio-above-range"),
+        pytest.param({"servers": [{"ip": "10.0.0.1", "ratio": -1}]}, False, id="ratio-below-range"),
+        pytest.param({"servers": [{"ip": "10.0.0.1", "ratio": 0}]}, True, id="ratio-zero-takes-nothing-new"),
+        pytest.param({"servers": [{"ip": "10.0.0.1", "ratio": 256}]}, True, id="ratio-256"),
+        pytest.param({"servers": [{"ip": "10.0.0.1", "backup": True}]}, True, id="backup-server"),
+        pytest.param({"servers": [{"ip": "10.0.0.1", "name": "member one"}]}, True, id="server-name"),
+        pytest.param({"servers": [{"ip": "10.0.0.1", "name": "a\nb"}]}, False, id="server-name-newline"),
+        pytest.param(
+            {"servers": [{"ip": "10.0.0.1", "external_uuid": "9f1c2a1e-8d7e-4c0b-9a55-2f0f3d1c5b6a"}]},
+            True,
+            id="external-uuid",
+        ),
+        pytest.param(
+            {"servers": [{"ip": "10.0.0.1", "external_uuid": "9f1c2a1e8d7e4c0b9a552f0f3d1c5b6a"}]},
+            True,
+            id="external-uuid-hex",
+        ),
+        pytest.param(
+            {"servers": [{"ip": "10.0.0.1", "external_uuid": "member-1; drop"}]},
+            False,
+            id="external-uuid-junk",
+        ),
         pytest.param({"surprise": True}, False, id="unknown-field"),
         pytest.param({"servers": [{"ip": "10.0.0.1", "weight": 2}]}, False, id="unknown-nested-field"),
     ],
@@ -703,12 +724,19 @@ def test_user(body: dict[str, Any], ok: bool) -> None:
 
 _TARGET_ALIASES = {
     "segroup": "serviceenginegroup",
+    "redirectpool": "pool",
     "cacertificate": "sslkeyandcertificate",
     "defaulttenant": "tenant",
     "syslogconfig": "alertsyslogconfig",
     "emailconfig": "alertemailconfig",
     "actiongroup": "actiongroupconfig",
 }
+
+
+# Reference lists whose names the Octavia-facing contract fixed without the _refs suffix.
+_REF_FIELDS_NOT_NAMED_REF = {"http_policies": "httppolicyset"}
+# Fields named like secrets that are not: an HTTP match's key is a header, cookie or DN field name.
+_NOT_SECRETS = {("matches", "[]", "key")}
 
 
 def _models_in(annotation: Any) -> list[tuple[bool, type[BaseModel]]]:
@@ -741,6 +769,8 @@ def _ref_paths_by_name(schema: type[BaseModel]) -> dict[tuple[str, ...], str]:
             stem, full = field.removesuffix("_refs"), (*path, "[]")
         elif field.endswith("_ref"):
             stem, full = field.removesuffix("_ref"), path
+        elif field in _REF_FIELDS_NOT_NAMED_REF:
+            stem, full = _REF_FIELDS_NOT_NAMED_REF[field], (*path, "[]")
         else:
             continue
         stem = stem.replace("_", "")
@@ -787,7 +817,7 @@ def test_secrets_discovered(type_name: str) -> None:
     secret_like = {
         p
         for p in _fields_by_name(otype.schema)
-        if p[-1] in {"password", "key", "key_passphrase", "secret", "token"}
+        if p[-1] in {"password", "key", "key_passphrase", "secret", "token"} and p not in _NOT_SECRETS
     }
     assert secret_like <= set(otype.secret_paths)
 
@@ -805,3 +835,255 @@ def test_strip_read_only_keeps_config() -> None:
         {"name": "x", "uuid": "u", "url": "/", "tenant_ref": "t", "_last_modified": "1"}
     )
     assert got == {"name": "x"}
+
+
+# --- HTTP policy sets and matches -----------------------------------------------------------------
+
+MATCH_ID = "0b5d6c1e-3f7a-4e2b-9c8d-1a2b3c4d5e6f"
+
+
+def _match(**fields: Any) -> dict[str, Any]:
+    return {"match_id": MATCH_ID, "type": "PATH", "compare_type": "STARTS_WITH", "value": "/api", **fields}
+
+
+def _policy(*matches: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    return {"name": "p", "action": "REJECT", "matches": list(matches), **fields}
+
+
+@pytest.mark.parametrize(
+    ("match", "complaint"),
+    [
+        (_match(type="HOST_NAME", compare_type="EQUAL_TO", value="www.example.com"), None),
+        (_match(compare_type="ENDS_WITH", value="/x y"), None),  # a value may hold spaces: it is quoted
+        (_match(value='a b"\\ %[src] $HOME #'), None),
+        (_match(type="HEADER", key="X-Tenant", compare_type="CONTAINS", value="blue"), None),
+        (_match(type="COOKIE", key="session_id", compare_type="EQUAL_TO", value="abc"), None),
+        (_match(type="FILE_TYPE", compare_type="EQUAL_TO", value="jpg"), None),
+        (_match(type="FILE_TYPE", compare_type="REGEX", value="^(jpe?g|png)$"), None),
+        (_match(type="SSL_CONN_HAS_CERT", compare_type="EQUAL_TO", value="True"), None),
+        (_match(type="SSL_CONN_HAS_CERT", compare_type="EQUAL_TO", value="false"), None),
+        (_match(type="SSL_VERIFY_RESULT", compare_type="EQUAL_TO", value="0"), None),
+        (_match(type="SSL_DN_FIELD", key="CN", compare_type="STARTS_WITH", value="client-"), None),
+        (
+            _match(type="SSL_DN_FIELD", key="emailAddress", compare_type="REGEX", value="@example\\.com$"),
+            None,
+        ),
+        (_match(invert=True, enabled=False), None),
+        # required, shaped and bounded fields
+        ({k: v for k, v in _match().items() if k != "match_id"}, "match_id"),
+        (_match(match_id="rule-1"), "match_id"),
+        (_match(value=""), "value"),
+        (_match(value="x" * 256), "value"),
+        (_match(value="a\nb"), "value: must not contain control"),
+        (_match(value="a\r\nX-Injected: 1"), "value: must not contain control"),
+        (_match(value="a\x00b"), "value: must not contain control"),
+        (_match(value="a\u2028b"), "value: must not contain control"),
+        (_match(type="URL"), "type"),
+        (_match(compare_type="LIKE"), "compare_type"),
+        # keys
+        (_match(type="HEADER", compare_type="EQUAL_TO", value="x"), "key: is required for HEADER"),
+        (_match(type="COOKIE", compare_type="EQUAL_TO", value="x"), "key: is required for COOKIE"),
+        (
+            _match(type="SSL_DN_FIELD", compare_type="EQUAL_TO", value="x"),
+            "key: is required for SSL_DN_FIELD",
+        ),
+        (_match(type="HEADER", key="X Forwarded", value="x"), "key: 'X Forwarded' is not an HTTP token"),
+        (_match(type="HEADER", key="X-A\r\nX-B", value="x"), "is not an HTTP token"),
+        (_match(type="HEADER", key="a)b", value="x"), "is not an HTTP token"),
+        (_match(type="COOKIE", key="it's", value="x"), "is not an HTTP token"),
+        (_match(type="COOKIE", key="a,b", value="x"), "is not an HTTP token"),
+        (_match(type="SSL_DN_FIELD", key="C N", value="x"), "not a distinguished name field"),
+        (_match(type="SSL_DN_FIELD", key="CN)", value="x"), "not a distinguished name field"),
+        (
+            _match(type="SSL_CONN_HAS_CERT", key="x", compare_type="EQUAL_TO", value="True"),
+            "do not use a key",
+        ),
+        (_match(type="SSL_VERIFY_RESULT", key="x", compare_type="EQUAL_TO", value="0"), "do not use a key"),
+        # compare types by match type (as Octavia)
+        (_match(type="FILE_TYPE", compare_type="STARTS_WITH", value="jp"), "only support EQUAL_TO and REGEX"),
+        (_match(type="SSL_CONN_HAS_CERT", compare_type="REGEX", value="True"), "only support EQUAL_TO"),
+        (_match(type="SSL_VERIFY_RESULT", compare_type="CONTAINS", value="1"), "only support EQUAL_TO"),
+        # values by match type
+        (_match(type="SSL_CONN_HAS_CERT", compare_type="EQUAL_TO", value="yes"), "'True' or 'False'"),
+        (_match(type="SSL_VERIFY_RESULT", compare_type="EQUAL_TO", value="-1"), "non-negative integer"),
+        (_match(type="SSL_VERIFY_RESULT", compare_type="EQUAL_TO", value="1e3"), "non-negative integer"),
+        (_match(type="SSL_VERIFY_RESULT", compare_type="EQUAL_TO", value="\u0661"), "non-negative integer"),
+        (_match(type="FILE_TYPE", compare_type="EQUAL_TO", value=".jpg"), "extension without its dot"),
+        (_match(type="FILE_TYPE", compare_type="EQUAL_TO", value="a/b"), "extension without its dot"),
+        # regular expressions: Python must compile them and HAProxy's PCRE must read them the same way
+        (_match(compare_type="REGEX", value="^/api/v[0-9]+/(users|groups)(/.*)?$"), None),
+        (_match(compare_type="REGEX", value="(?i)^/ADMIN"), None),
+        (_match(compare_type="REGEX", value="^/a\\d{2,}\\.html?$"), None),
+        (_match(compare_type="REGEX", value="[^\\]a-z\\[-]+"), None),
+        (_match(compare_type="REGEX", value="(?P<x>a)(?P=x)\\1"), None),
+        (_match(compare_type="REGEX", value="(unclosed"), "not a valid regular expression"),
+        (_match(compare_type="REGEX", value="a**"), "not a valid regular expression"),
+        (_match(compare_type="REGEX", value="[[a]"), "not a valid regular expression"),
+        (_match(compare_type="REGEX", value="a\\Z"), "escape \\Z is not supported"),
+        (_match(compare_type="REGEX", value="\\v"), "escape \\v is not supported"),
+        (_match(compare_type="REGEX", value="\\u00e9"), "escape \\u is not supported"),
+        (_match(compare_type="REGEX", value="\\0"), "escape \\0 is not supported"),
+        (_match(compare_type="REGEX", value="(a)\\12"), "not a valid regular expression"),
+        (_match(compare_type="REGEX", value="(a)" * 12 + "\\12"), "escape \\1 is not supported"),
+        (_match(compare_type="REGEX", value="[\\b]"), "escape \\b is not supported"),
+        (_match(compare_type="REGEX", value="a{,3}"), "quantifier is {n}"),
+        (_match(compare_type="REGEX", value="a{x}"), "quantifier is {n}"),
+        (_match(compare_type="REGEX", value="a}"), "literal '}'"),
+        (_match(compare_type="REGEX", value="[]a]"), "']' inside a character class"),
+        (_match(compare_type="REGEX", value="[[:alpha:]]"), "not a valid regular expression"),
+        (_match(compare_type="REGEX", value="[a[]"), "'[' inside a character class"),
+        (_match(compare_type="REGEX", value="a(?x)b"), "not a valid regular expression"),
+        (_match(compare_type="REGEX", value="(?x)a b"), "group"),
+        (_match(compare_type="REGEX", value="(?>a)"), "group"),
+        (_match(compare_type="REGEX", value="(?#comment)"), "group"),
+        (_match(compare_type="REGEX", value="(?(1)a|b)"), "not a valid regular expression"),
+        (_match(compare_type="REGEX", value="é"), "printable ASCII"),
+        (_match(compare_type="REGEX", value="a\\"), "not a valid regular expression"),
+    ],
+)
+def test_http_match_rules(match: dict[str, Any], complaint: str | None) -> None:
+    body = _policy(match)
+    if complaint is None:
+        _valid(objects.HttpPolicySet, body)
+    else:
+        assert complaint in _invalid(objects.HttpPolicySet, body)
+
+
+def test_http_match_errors_name_the_match_and_the_field() -> None:
+    error = _invalid(
+        objects.HttpPolicySet, _policy(_match(), _match(type="HEADER", match_id=MATCH_ID[:-1] + "0"))
+    )
+    assert "matches.1" in error
+    assert "key: is required for HEADER" in error
+
+
+def test_ssl_conn_has_cert_values_are_normalised() -> None:
+    policy = _valid(
+        objects.HttpPolicySet,
+        _policy(_match(type="SSL_CONN_HAS_CERT", compare_type="EQUAL_TO", value="TRUE")),
+    )
+    assert policy.matches[0].value == "True"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("fields", "complaint"),
+    [
+        ({"action": "REJECT"}, None),
+        ({"action": "REDIRECT_TO_POOL", "redirect_pool_ref": "/api/pool?name=api"}, None),
+        ({"action": "REDIRECT_TO_URL", "redirect_url": "https://www.example.com/new?x=1&y=%20#top"}, None),
+        (
+            {
+                "action": "REDIRECT_TO_URL",
+                "redirect_url": "http://[fd00::1]:8080/",
+                "redirect_http_code": 308,
+            },
+            None,
+        ),
+        ({"action": "REDIRECT_PREFIX", "redirect_prefix": "https://secure.example.com"}, None),
+        ({"action": "REDIRECT_PREFIX", "redirect_prefix": "https://secure.example.com:8443/base/"}, None),
+        ({"action": "REDIRECT_TO_URL", "redirect_url": "HTTPS://Example.com"}, None),
+        ({}, "action"),
+        ({"action": "DROP"}, "action"),
+        ({"action": "REDIRECT_TO_POOL"}, "redirect_pool_ref: is required with action REDIRECT_TO_POOL"),
+        ({"action": "REDIRECT_TO_URL"}, "redirect_url: is required with action REDIRECT_TO_URL"),
+        ({"action": "REDIRECT_PREFIX"}, "redirect_prefix: is required with action REDIRECT_PREFIX"),
+        (
+            {"action": "REJECT", "redirect_url": "https://a.example"},
+            "redirect_url: is only valid with action REDIRECT_TO_URL",
+        ),
+        (
+            {"action": "REDIRECT_TO_URL", "redirect_url": "https://a.example", "redirect_pool_ref": "p"},
+            "redirect_pool_ref: is only valid with action REDIRECT_TO_POOL",
+        ),
+        (
+            {"action": "REDIRECT_TO_URL", "redirect_url": "https://a.example", "redirect_http_code": 304},
+            "301",
+        ),
+        (
+            {"action": "REDIRECT_TO_URL", "redirect_url": "https://a.example", "redirect_http_code": "302x"},
+            "302",
+        ),
+        ({"action": "REDIRECT_TO_URL", "redirect_url": "/relative"}, "absolute http:// or https:// URL"),
+        ({"action": "REDIRECT_TO_URL", "redirect_url": "ftp://a.example/"}, "absolute http"),
+        ({"action": "REDIRECT_TO_URL", "redirect_url": "javascript:alert(1)"}, "absolute http"),
+        ({"action": "REDIRECT_TO_URL", "redirect_url": "https://"}, "absolute http"),
+        ({"action": "REDIRECT_TO_URL", "redirect_url": "https://a.example/a b"}, "absolute http"),
+        ({"action": "REDIRECT_TO_URL", "redirect_url": 'https://a.example/"x'}, "absolute http"),
+        (
+            {"action": "REDIRECT_TO_URL", "redirect_url": "https://a.example/\r\nSet-Cookie: x"},
+            "absolute http",
+        ),
+        ({"action": "REDIRECT_TO_URL", "redirect_url": "https://a.example/%zz"}, "absolute http"),
+        ({"action": "REDIRECT_TO_URL", "redirect_url": "https://a.example:99999/"}, "port 99999"),
+        ({"action": "REDIRECT_TO_URL", "redirect_url": "https://[1:2:3]/"}, "not an IPv6 address"),
+        ({"action": "REDIRECT_TO_URL", "redirect_url": "https://user@a.example/"}, "absolute http"),
+        ({"action": "REDIRECT_PREFIX", "redirect_prefix": "https://a.example/x?y=1"}, "no query or fragment"),
+        ({"action": "REDIRECT_PREFIX", "redirect_prefix": "https://a.example#f"}, "no query or fragment"),
+        ({"action": "REJECT", "matches": [_match()] * 2}, "each match_id may appear only once"),
+        ({"action": "REJECT", "matches": [_match()] * 51}, "matches"),
+        ({"action": "REJECT", "enabled": False, "matches": []}, None),
+        ({"action": "REJECT", "surprise": 1}, "surprise"),
+    ],
+)
+def test_http_policy_set_rules(fields: dict[str, Any], complaint: str | None) -> None:
+    body = {"name": "p", "matches": [_match()], **fields}
+    if complaint is None:
+        _valid(objects.HttpPolicySet, body)
+    else:
+        assert complaint in _invalid(objects.HttpPolicySet, body)
+
+
+# --- virtual service: access, limits, timeouts, headers, policies ---------------------------------
+
+
+def _vs(**fields: Any) -> dict[str, Any]:
+    return {"name": "web", "services": [{"port": 80}], "vsvip_ref": "v", **fields}
+
+
+@pytest.mark.parametrize(
+    ("fields", "complaint"),
+    [
+        ({}, None),
+        ({"allowed_cidrs": ["10.0.0.0/8", "192.0.2.7", "fd00::/8", "10.1.2.3/8"]}, None),
+        ({"allowed_cidrs": ["10.0.0.0/33"]}, "allowed_cidrs.0"),
+        ({"allowed_cidrs": ["10.0.0.0/8 ssl"]}, "allowed_cidrs.0"),
+        ({"allowed_cidrs": ["any"]}, "allowed_cidrs.0"),
+        ({"allowed_cidrs": [f"10.0.{i}.0/24" for i in range(101)]}, "allowed_cidrs"),
+        ({"connection_limit": 1}, None),
+        ({"connection_limit": 1_000_000}, None),
+        ({"connection_limit": 0}, "connection_limit"),
+        ({"connection_limit": 1_000_001}, "connection_limit"),
+        ({"connection_limit": -1}, "connection_limit"),
+        ({"timeout_client_ms": 0, "timeout_server_ms": 86_400_000}, None),
+        ({"timeout_server_connect_ms": 5000, "timeout_tcp_inspect_ms": 0}, None),
+        ({"timeout_client_ms": 86_400_001}, "timeout_client_ms"),
+        ({"timeout_server_connect_ms": -1}, "timeout_server_connect_ms"),
+        ({"timeout_tcp_inspect_ms": "5s"}, "timeout_tcp_inspect_ms"),
+        ({"insert_headers": ["X-Forwarded-For", "X-Forwarded-Port", "X-Forwarded-Proto"]}, None),
+        ({"insert_headers": ["X-Forwarded-Host"]}, "insert_headers.0"),
+        ({"insert_headers": ["x-forwarded-for"]}, "insert_headers.0"),
+        ({"insert_headers": ["X-Forwarded-For", "X-Forwarded-For"]}, "each header may appear only once"),
+        ({"http_policies": ["/api/httppolicyset?name=a", "b"]}, None),
+        ({"http_policies": ["a", "a"]}, "each policy set may appear only once"),
+        ({"http_policies": [f"p{i}" for i in range(65)]}, "http_policies"),
+        ({"http_policies": [""]}, "http_policies.0"),
+    ],
+)
+def test_virtual_service_access_and_http_fields(fields: dict[str, Any], complaint: str | None) -> None:
+    if complaint is None:
+        _valid(objects.VirtualService, _vs(**fields))
+    else:
+        assert complaint in _invalid(objects.VirtualService, _vs(**fields))
+
+
+def test_allowed_cidrs_are_normalised_and_deduplicated() -> None:
+    vs = _valid(
+        objects.VirtualService, _vs(allowed_cidrs=["10.1.2.3/8", "10.0.0.0/8", "192.0.2.7", "FD00::1/8"])
+    )
+    assert vs.allowed_cidrs == ["10.0.0.0/8", "192.0.2.7/32", "fd00::/8"]  # type: ignore[attr-defined]
+
+
+def test_new_virtual_service_fields_default_to_todays_behaviour() -> None:
+    vs = objects.VirtualService.model_validate(_vs())
+    assert vs.allowed_cidrs == [] and vs.insert_headers == [] and vs.http_policies == []
+    assert vs.connection_limit is None and vs.timeout_client_ms is None and vs.timeout_tcp_inspect_ms is None

@@ -15,13 +15,18 @@ from fulcrum.protocol.se import (
     AnalyticsSettings,
     AppType,
     CertificateSpec,
+    HttpMatchSpec,
+    HttpPolicySpec,
     HttpSettings,
     ListenerSpec,
+    MatchCompare,
+    MatchType,
     MonitorSpec,
     MonitorType,
     PeerState,
     PersistenceKind,
     PersistenceSpec,
+    PolicyAction,
     PoolSpec,
     ScaleOutPeer,
     ScaleOutSpec,
@@ -33,7 +38,7 @@ from fulcrum.protocol.se import (
 from fulcrum.se.haproxy import HAProxyProcess
 from fulcrum.se.render import RenderError, RuntimePaths, build_view, render, server_arguments
 from fulcrum.se.render.quoting import quote, quote_logformat
-from fulcrum.se.render.view import safe_name, server_name, server_numeric_ids
+from fulcrum.se.render.view import pool_backend_name, safe_name, server_name, server_numeric_ids
 from support.certs import self_signed
 
 HAPROXY_MISSING = "haproxy not installed: run make test which apt-get installs it"
@@ -261,6 +266,135 @@ STANDBY = VsSpec(
     role=VsRole.STANDBY,
 )
 
+
+def match(kind: MatchType, compare: MatchCompare, value: str, **fields: object) -> HttpMatchSpec:
+    return HttpMatchSpec(type=kind, compare=compare, value=value, **fields)  # type: ignore[arg-type]
+
+
+API_POOL = PoolSpec(
+    uuid="pool-api",
+    name="api",
+    algorithm=Algorithm.LEAST_CONNECTIONS,
+    servers=(srv("10.2.0.1", 8080),),
+    monitors=(HTTP_MONITOR,),
+)
+
+# HTTP policies in order (first match wins), a second pool, weight 0 and backup servers, a source
+# filter, a connection limit, timeouts and the inserted headers.
+L7 = VsSpec(
+    uuid="virtualservice-l7",
+    name="l7",
+    tenant_uuid="t",
+    vips=("10.0.0.60",),
+    listeners=(ListenerSpec(port=80),),
+    app_type=AppType.HTTP,
+    http=HttpSettings(x_forwarded_proto=True, x_forwarded_port=True),
+    pool=PoolSpec(
+        uuid="pool-main",
+        name="main",
+        algorithm=Algorithm.ROUND_ROBIN,
+        servers=(srv("10.1.0.1", 80), srv("10.1.0.2", 80, weight=0), srv("10.1.0.3", 80, backup=True)),
+    ),
+    extra_pools=(API_POOL,),
+    http_policies=(
+        HttpPolicySpec(
+            uuid="httppolicyset-1",
+            name="api",
+            action=PolicyAction.POOL,
+            pool_uuid="pool-api",
+            matches=(
+                match(MatchType.PATH, MatchCompare.STARTS_WITH, "/api/"),
+                match(MatchType.HOST_NAME, MatchCompare.EQUAL_TO, "WWW.example.com"),
+            ),
+        ),
+        HttpPolicySpec(
+            uuid="httppolicyset-2",
+            name="old",
+            action=PolicyAction.REDIRECT_URL,
+            location="https://new.example.com/?a=%20",
+            redirect_code=301,
+            matches=(match(MatchType.HEADER, MatchCompare.REGEX, "^a\\d+$", key="X-Old"),),
+        ),
+        HttpPolicySpec(
+            uuid="httppolicyset-3",
+            name="secure",
+            action=PolicyAction.REDIRECT_PREFIX,
+            location="https://secure.example.com/",
+            redirect_code=308,
+            matches=(
+                match(MatchType.COOKIE, MatchCompare.CONTAINS, "-i", key="sess"),
+                match(MatchType.SSL_CONN_HAS_CERT, MatchCompare.EQUAL_TO, "False", invert=True),
+            ),
+        ),
+        HttpPolicySpec(
+            uuid="httppolicyset-4",
+            name="deny",
+            action=PolicyAction.REJECT,
+            matches=(
+                match(MatchType.FILE_TYPE, MatchCompare.EQUAL_TO, "php"),
+                match(MatchType.SSL_VERIFY_RESULT, MatchCompare.EQUAL_TO, "0", invert=True),
+                match(MatchType.SSL_DN_FIELD, MatchCompare.ENDS_WITH, 'a b"$HOME', key="CN"),
+            ),
+        ),
+        HttpPolicySpec(
+            uuid="httppolicyset-5",
+            name="main",
+            action=PolicyAction.POOL,
+            pool_uuid="pool-main",
+            matches=(match(MatchType.PATH, MatchCompare.EQUAL_TO, "%[src]"),),
+        ),
+    ),
+    allowed_cidrs=("10.0.0.0/8", "fd00::/8"),
+    connection_limit=1000,
+    timeout_client_ms=0,
+    timeout_connect_ms=3000,
+    timeout_server_ms=120000,
+    tcp_inspect_delay_ms=500,
+)
+
+# No default pool: requests no policy routes are refused with 503; L4 with a source filter.
+L7_NO_DEFAULT = VsSpec(
+    uuid="virtualservice-routes",
+    name="routes",
+    tenant_uuid="t",
+    vips=("10.0.0.61",),
+    listeners=(ListenerSpec(port=80),),
+    app_type=AppType.HTTP,
+    http=HttpSettings(xff_enabled=False),
+    extra_pools=(API_POOL,),
+    http_policies=(
+        HttpPolicySpec(
+            uuid="httppolicyset-6",
+            name="by-header",
+            action=PolicyAction.POOL,
+            pool_uuid="pool-api",
+            matches=(match(MatchType.HEADER, MatchCompare.EQUAL_TO, "blue", key="X-Tenant", invert=True),),
+        ),
+    ),
+)
+L4_LIMITED = TCP.model_copy(
+    update={
+        "uuid": "virtualservice-tcp-limited",
+        "allowed_cidrs": ("192.0.2.0/24",),
+        "connection_limit": 10,
+        "timeout_client_ms": 3600000,
+        "timeout_server_ms": 3600000,
+    }
+)
+# Scaled out: the distributor filters sources at accept; workers filter on the PROXY header's address.
+L7_SCALED = L7.model_copy(
+    update={
+        "uuid": "virtualservice-l7s",
+        "http_policies": L7.http_policies[:1],
+        "scaleout": ScaleOutSpec(
+            worker_address="10.8.0.1",
+            worker_port_offset=20000,
+            peers=(ScaleOutPeer(se_uuid="se-1", address="10.8.0.1"),),
+        ),
+        "timeout_client_ms": 30000,
+    }
+)
+
 EXAMPLES = {
     "web": SeConfig(se_uuid="se-1", version=7, virtualservices=(WEB,)),
     "tcp": SeConfig(se_uuid="se-1", version=8, virtualservices=(TCP, SSL)),
@@ -268,6 +402,8 @@ EXAMPLES = {
     "scaleout": SeConfig(
         se_uuid="se-1", version=10, virtualservices=(SCALED_PRIMARY, SCALED_SECONDARY, STANDBY)
     ),
+    "l7": SeConfig(se_uuid="se-1", version=11, virtualservices=(L7, L7_NO_DEFAULT, L4_LIMITED)),
+    "l7-scaleout": SeConfig(se_uuid="se-1", version=12, virtualservices=(L7_SCALED,)),
 }
 
 PREAMBLE = """\
@@ -527,6 +663,210 @@ def header(version: int) -> str:
     )
 
 
+# HTTP policies (first match wins, across routes, redirects and rejects), a second pool, weight 0 and
+# backup servers, a source filter, a connection limit, timeouts, inserted headers; hostile match
+# values stay one word; a VS whose only pool is a policy's; an L4 VS with a source filter.
+EXPECTED_L7 = """\
+frontend fe_virtualservice-l7 from fulcrum_http
+    mode http
+    description "virtual service l7 (virtualservice-l7)"
+    bind 10.0.0.60:80
+    maxconn 1000
+    timeout client 86400000ms
+    acl fulcrum_allowed_src src 10.0.0.0/8 fd00::/8
+    tcp-request connection reject unless fulcrum_allowed_src
+    tcp-request inspect-delay 500ms
+    log unix@/run/fulcrum/se-1/log.sock len 4096 format raw local0
+    log-format "h1 %Ts.%ms %f %b %s %ci %cp %Th %Ti %TR %Tw %Tc %Tr %Ta %ST %U %B %tsc %sslv %HM %{+Q}HU"
+    option dontlognull
+    acl fulcrum_answered status lt 400
+    acl fulcrum_fast date(0,ms),sub(txn.fulcrum_t0) lt 1000
+    acl fulcrum_unsampled rand(1000000) ge 10000
+    http-request set-var(txn.fulcrum_t0) date(0,ms)
+    http-response set-log-level silent if fulcrum_answered fulcrum_fast fulcrum_unsampled
+    timeout http-request 10000ms
+    timeout http-keep-alive 30000ms
+    option forwardfor header X-Forwarded-For
+    http-request set-header X-Forwarded-Proto https if { ssl_fc }
+    http-request set-header X-Forwarded-Proto http if !{ ssl_fc }
+    http-request set-header X-Forwarded-Port %[dst_port]
+    acl fulcrum_p1_m1 path -m beg -- /api/
+    acl fulcrum_p1_m2 req.hdr(host),regsub(:[0-9]+$,) -m str -i -- WWW.example.com
+    acl fulcrum_p2_m1 req.hdr(X-Old) -m reg -- "^a\\\\d+\\$"
+    acl fulcrum_p3_m1 req.cook(sess) -m sub -- -i
+    acl fulcrum_p3_m2 ssl_c_used
+    acl fulcrum_p4_m1 path,field(-1,/),regsub(^[^.]*$,),field(-1,.) -m str -- php
+    acl fulcrum_p4_m2 ssl_c_verify -m int -- 0
+    acl fulcrum_p4_m3 ssl_c_s_dn(CN) -m end -- "a b\\"\\$HOME"
+    acl fulcrum_p5_m1 path -m str -- "%[src]"
+    http-request set-var(txn.fulcrum_policy) int(1) if !{ var(txn.fulcrum_policy) -m found } fulcrum_p1_m1 fulcrum_p1_m2
+    http-request set-var(txn.fulcrum_policy) int(2) if !{ var(txn.fulcrum_policy) -m found } fulcrum_p2_m1
+    http-request set-var(txn.fulcrum_policy) int(3) if !{ var(txn.fulcrum_policy) -m found } fulcrum_p3_m1 fulcrum_p3_m2
+    http-request set-var(txn.fulcrum_policy) int(4) if !{ var(txn.fulcrum_policy) -m found } fulcrum_p4_m1 !fulcrum_p4_m2 fulcrum_p4_m3
+    http-request set-var(txn.fulcrum_policy) int(5) if !{ var(txn.fulcrum_policy) -m found } fulcrum_p5_m1
+    http-request redirect location "https://new.example.com/?a=%%20" code 301 if { var(txn.fulcrum_policy) -m int 2 }
+    http-request redirect prefix https://secure.example.com code 308 if { var(txn.fulcrum_policy) -m int 3 }
+    http-request deny deny_status 403 if { var(txn.fulcrum_policy) -m int 4 }
+    use_backend bp_virtualservice-l7.pool-api-3f895a65 if { var(txn.fulcrum_policy) -m int 1 }
+    use_backend be_virtualservice-l7 if { var(txn.fulcrum_policy) -m int 5 }
+    default_backend be_virtualservice-l7
+
+frontend fe_virtualservice-routes from fulcrum_http
+    mode http
+    description "virtual service routes (virtualservice-routes)"
+    bind 10.0.0.61:80
+    log unix@/run/fulcrum/se-1/log.sock len 4096 format raw local0
+    log-format "h1 %Ts.%ms %f %b %s %ci %cp %Th %Ti %TR %Tw %Tc %Tr %Ta %ST %U %B %tsc %sslv %HM %{+Q}HU"
+    option dontlognull
+    acl fulcrum_answered status lt 400
+    acl fulcrum_fast date(0,ms),sub(txn.fulcrum_t0) lt 1000
+    acl fulcrum_unsampled rand(1000000) ge 10000
+    http-request set-var(txn.fulcrum_t0) date(0,ms)
+    http-response set-log-level silent if fulcrum_answered fulcrum_fast fulcrum_unsampled
+    timeout http-request 10000ms
+    timeout http-keep-alive 30000ms
+    acl fulcrum_p1_m1 req.hdr(X-Tenant) -m str -- blue
+    http-request set-var(txn.fulcrum_policy) int(1) if !{ var(txn.fulcrum_policy) -m found } !fulcrum_p1_m1
+    http-request deny deny_status 503 unless { var(txn.fulcrum_policy) -m found }
+    use_backend bp_virtualservice-routes.pool-api-a91aa757 if { var(txn.fulcrum_policy) -m int 1 }
+
+frontend fe_virtualservice-tcp-limited from fulcrum_tcp
+    mode tcp
+    description "virtual service db (virtualservice-tcp-limited)"
+    bind 10.0.0.20:5000-5010
+    maxconn 10
+    timeout client 3600000ms
+    acl fulcrum_allowed_src src 192.0.2.0/24
+    tcp-request connection reject unless fulcrum_allowed_src
+    log unix@/run/fulcrum/se-1/log.sock len 4096 format raw local0
+    log-format "t1 %Ts.%ms %f %b %s %ci %cp %Th %Tw %Tc %Tt %U %B %tsc %sslv"
+    default_backend be_virtualservice-tcp-limited
+
+backend be_virtualservice-l7 from fulcrum_http
+    mode http
+    description "pool main (pool-main)"
+    timeout connect 3000ms
+    timeout server 120000ms
+    balance roundrobin
+    http-reuse safe
+    server 10.1.0.1_80 10.1.0.1:80 id 558186503 weight 1
+    server 10.1.0.2_80 10.1.0.2:80 id 314235881 weight 0
+    server 10.1.0.3_80 10.1.0.3:80 id 142514830 weight 1 backup
+
+backend bp_virtualservice-l7.pool-api-3f895a65 from fulcrum_http
+    mode http
+    description "pool api (pool-api)"
+    timeout connect 3000ms
+    timeout server 120000ms
+    balance leastconn
+    http-reuse safe
+    option httpchk
+    http-check send meth GET uri /healthz ver HTTP/1.1 hdr Host www.example.com
+    http-check expect rstatus ^2
+    timeout check 2s
+    server 10.2.0.1_8080 10.2.0.1:8080 id 757544916 weight 1 check inter 5s fall 3 rise 2
+
+backend bp_virtualservice-routes.pool-api-a91aa757 from fulcrum_http
+    mode http
+    description "pool api (pool-api)"
+    balance leastconn
+    http-reuse safe
+    option httpchk
+    http-check send meth GET uri /healthz ver HTTP/1.1 hdr Host www.example.com
+    http-check expect rstatus ^2
+    timeout check 2s
+    server 10.2.0.1_8080 10.2.0.1:8080 id 757544916 weight 1 check inter 5s fall 3 rise 2
+
+backend be_virtualservice-tcp-limited from fulcrum_tcp
+    mode tcp
+    description "pool db (pool-db)"
+    timeout server 3600000ms
+    balance source
+    hash-type consistent
+    stick-table type ip size 1m expire 600s
+    stick on src
+    timeout check 4s
+    server 10.2.0.1_5432 10.2.0.1:5432 id 586064182 weight 1 check inter 10s fall 2 rise 2 port 9001 addr 10.9.0.1
+    server 10.2.0.2_5432 10.2.0.2:5432 id 395297692 weight 1 check inter 10s fall 2 rise 2 port 9000
+"""  # noqa: E501
+
+# Scaled out: the distributor refuses other sources at accept (it sees the client address); the
+# worker filters on the address of the PROXY header (session rules); the distributor's timeouts are
+# the longer of the client and server ones.
+EXPECTED_L7_SCALEOUT = """\
+frontend fe_virtualservice-l7s from fulcrum_http
+    mode http
+    description "virtual service l7 (virtualservice-l7s)"
+    bind 10.8.0.1:20080 accept-proxy
+    maxconn 1000
+    timeout client 30000ms
+    acl fulcrum_allowed_src src 10.0.0.0/8 fd00::/8
+    tcp-request session reject unless fulcrum_allowed_src
+    tcp-request inspect-delay 500ms
+    log unix@/run/fulcrum/se-1/log.sock len 4096 format raw local0
+    log-format "h1 %Ts.%ms %f %b %s %ci %cp %Th %Ti %TR %Tw %Tc %Tr %Ta %ST %U %B %tsc %sslv %HM %{+Q}HU"
+    option dontlognull
+    acl fulcrum_answered status lt 400
+    acl fulcrum_fast date(0,ms),sub(txn.fulcrum_t0) lt 1000
+    acl fulcrum_unsampled rand(1000000) ge 10000
+    http-request set-var(txn.fulcrum_t0) date(0,ms)
+    http-response set-log-level silent if fulcrum_answered fulcrum_fast fulcrum_unsampled
+    timeout http-request 10000ms
+    timeout http-keep-alive 30000ms
+    option forwardfor header X-Forwarded-For
+    http-request set-header X-Forwarded-Proto https if { ssl_fc }
+    http-request set-header X-Forwarded-Proto http if !{ ssl_fc }
+    http-request set-header X-Forwarded-Port %[dst_port]
+    acl fulcrum_p1_m1 path -m beg -- /api/
+    acl fulcrum_p1_m2 req.hdr(host),regsub(:[0-9]+$,) -m str -i -- WWW.example.com
+    http-request set-var(txn.fulcrum_policy) int(1) if !{ var(txn.fulcrum_policy) -m found } fulcrum_p1_m1 fulcrum_p1_m2
+    use_backend bp_virtualservice-l7s.pool-api-0bc820b6 if { var(txn.fulcrum_policy) -m int 1 }
+    default_backend be_virtualservice-l7s
+
+frontend fd_virtualservice-l7s from fulcrum_tcp
+    mode tcp
+    description "distributor of virtual service l7 (virtualservice-l7s)"
+    bind 10.0.0.60:80
+    maxconn 1000
+    timeout client 120000ms
+    acl fulcrum_allowed_src src 10.0.0.0/8 fd00::/8
+    tcp-request connection reject unless fulcrum_allowed_src
+    default_backend bd_virtualservice-l7s
+
+backend be_virtualservice-l7s from fulcrum_http
+    mode http
+    description "pool main (pool-main)"
+    timeout connect 3000ms
+    timeout server 120000ms
+    balance roundrobin
+    http-reuse safe
+    server 10.1.0.1_80 10.1.0.1:80 id 558186503 weight 1
+    server 10.1.0.2_80 10.1.0.2:80 id 314235881 weight 0
+    server 10.1.0.3_80 10.1.0.3:80 id 142514830 weight 1 backup
+
+backend bp_virtualservice-l7s.pool-api-0bc820b6 from fulcrum_http
+    mode http
+    description "pool api (pool-api)"
+    timeout connect 3000ms
+    timeout server 120000ms
+    balance leastconn
+    http-reuse safe
+    option httpchk
+    http-check send meth GET uri /healthz ver HTTP/1.1 hdr Host www.example.com
+    http-check expect rstatus ^2
+    timeout check 2s
+    server 10.2.0.1_8080 10.2.0.1:8080 id 757544916 weight 1 check inter 5s fall 3 rise 2
+
+backend bd_virtualservice-l7s from fulcrum_tcp
+    mode tcp
+    description "scale-out peers of virtual service l7 (virtualservice-l7s)"
+    timeout server 120000ms
+    balance roundrobin
+    timeout check 1s
+    server se_se-1 10.8.0.1:+20000 id 730577265 weight 1 send-proxy-v2 check check-send-proxy inter 1s fall 2 rise 1 port 20080
+"""  # noqa: E501
+
+
 @pytest.mark.parametrize(
     ("example", "expected"),
     [
@@ -534,6 +874,8 @@ def header(version: int) -> str:
         ("tcp", EXPECTED_TCP),
         ("edge", EXPECTED_EDGE),
         ("scaleout", EXPECTED_SCALEOUT),
+        ("l7", EXPECTED_L7),
+        ("l7-scaleout", EXPECTED_L7_SCALEOUT),
     ],
 )
 def test_examples_render_to_the_expected_text(example: str, expected: str) -> None:
@@ -556,13 +898,59 @@ def test_certificates_become_private_content_addressed_files_listed_in_order() -
     assert other[0]["path"] != pem_a["path"]  # a new key never overwrites a file in use
 
 
-@pytest.mark.parametrize(("example", "backend_index"), [("tcp", 0), ("scaleout", 1)])
+@pytest.mark.parametrize(("example", "backend_index"), [("tcp", 0), ("scaleout", 1), ("l7", 0), ("l7", 1)])
 def test_add_server_arguments_are_the_config_line_arguments(example: str, backend_index: int) -> None:
     view = build_view(EXAMPLES[example], PATHS)
     backend = view["backends"][backend_index]
     server = backend["servers"][0]
     line = f"    server {server['name']} {server['address']} {server_arguments(backend, server)}\n"
     assert line in render(view)
+
+
+def test_backup_servers_are_added_at_runtime_as_backups() -> None:
+    view = build_view(EXAMPLES["l7"], PATHS)
+    backend = view["backends"][0]
+    backup = next(s for s in backend["servers"] if s["backup"])
+    assert server_arguments(backend, backup).endswith(" backup")
+
+
+def test_policy_pools_are_pool_backends_of_the_vs_and_standbys_keep_them_warm() -> None:
+    view = build_view(EXAMPLES["l7"], PATHS)
+    assert [(b["name"], b["kind"], b["vs_uuid"], b["pool_uuid"]) for b in view["backends"][:2]] == [
+        ("be_virtualservice-l7", "pool", "virtualservice-l7", "pool-main"),
+        ("bp_virtualservice-l7.pool-api-3f895a65", "pool", "virtualservice-l7", "pool-api"),
+    ]
+    standby = L7.model_copy(update={"role": VsRole.STANDBY})
+    warm = build_view(SeConfig(se_uuid="se-1", version=1, virtualservices=(standby,)), PATHS)
+    assert warm["frontends"] == []
+    assert [b["pool_uuid"] for b in warm["backends"]] == ["pool-main", "pool-api"]
+
+
+def test_pool_backend_names_are_safe_and_distinct_for_long_uuids() -> None:
+    vs_uuid = "virtualservice-0b5d6c1e-3f7a-4e2b-9c8d-1a2b3c4d5e6f"
+    a = pool_backend_name(vs_uuid, "pool-11111111-1111-4111-8111-111111111111")
+    b = pool_backend_name(vs_uuid, "pool-22222222-2222-4222-8222-222222222222")
+    assert a != b and len(a) <= 64 and len(b) <= 64
+    assert a.startswith("bp_") and all(c.isalnum() or c in "_.-" for c in a)
+
+
+def test_a_policy_set_that_matched_stops_the_evaluation() -> None:
+    """The first policy that holds decides, even when a later one would reject or redirect."""
+    text = render(build_view(EXAMPLES["l7"], PATHS))
+    selects = [line for line in text.split("\n") if "set-var(txn.fulcrum_policy)" in line]
+    assert len(selects) == 6
+    assert all("if !{ var(txn.fulcrum_policy) -m found }" in line for line in selects)
+    acting = [line.strip() for line in text.split("\n") if "var(txn.fulcrum_policy) -m int" in line]
+    assert [line.rsplit(" ", 2)[-2] for line in acting] == ["2", "3", "4", "1", "5", "1"]
+
+
+def test_many_allowed_networks_are_split_over_lines_haproxy_accepts() -> None:
+    networks = tuple(f"10.{i}.0.0/16" for i in range(40))
+    text = render(build_view(_with_vs(allowed_cidrs=networks), PATHS))
+    lines = [line for line in text.split("\n") if line.startswith("    acl fulcrum_allowed_src ")]
+    assert [len(haproxy_words(line)) - 3 for line in lines] == [16, 16, 8]
+    assert [w for line in lines for w in haproxy_words(line)[3:]] == list(networks)
+    assert text.count("tcp-request connection reject unless fulcrum_allowed_src") == 1
 
 
 def test_views_mark_what_each_frontend_and_backend_is_for() -> None:
@@ -712,6 +1100,69 @@ def test_logformat_arguments_escape_the_percent_sign() -> None:
 HOSTILE = "x\"\n    bind 0.0.0.0:22\n#' $HOME \\"
 
 
+HOSTILE_VALUES = [
+    'a b"\\',
+    "%[src] %{+Q}o $HOME ${HOME} #x",
+    "-i",
+    "--",
+    "' { } ( ) , ;",
+    "x" * 255,
+]
+
+
+def _policy_vs(value: str, kind: MatchType, compare: MatchCompare, key: str | None = None) -> SeConfig:
+    policy = HttpPolicySpec(
+        uuid="httppolicyset-h",
+        name=HOSTILE,
+        action=PolicyAction.REJECT,
+        matches=(match(kind, compare, value, key=key),),
+    )
+    return _with_vs(http_policies=(policy,))
+
+
+@pytest.mark.parametrize("value", HOSTILE_VALUES)
+@pytest.mark.parametrize(
+    ("kind", "compare", "key"),
+    [
+        (MatchType.PATH, MatchCompare.EQUAL_TO, None),
+        (MatchType.HOST_NAME, MatchCompare.CONTAINS, None),
+        (MatchType.HEADER, MatchCompare.STARTS_WITH, "X-A#$%&*+.^_`|~"),
+        (MatchType.COOKIE, MatchCompare.ENDS_WITH, "c!"),
+        (MatchType.SSL_DN_FIELD, MatchCompare.EQUAL_TO, "CN"),
+    ],
+)
+def test_hostile_match_values_stay_one_acl_pattern(
+    value: str, kind: MatchType, compare: MatchCompare, key: str | None
+) -> None:
+    text = render(build_view(_policy_vs(value, kind, compare, key), PATHS))
+    (line,) = [line for line in text.split("\n") if line.startswith("    acl fulcrum_p1_m1 ")]
+    words = haproxy_words(line)
+    assert words[-2:] == ["--", value]  # `--`: even `-i` is a value, not a flag
+    if key is not None:
+        assert words[2].endswith(f"({key})")
+
+
+@pytest.mark.parametrize(
+    "location",
+    ["https://a.example/%[src]?q=$HOME#x", "https://a.example/a'b(c)", "https://a.example/%25%{+Q}o"],
+)
+def test_redirect_locations_are_literal_text_not_log_format(location: str) -> None:
+    policy = HttpPolicySpec(
+        uuid="httppolicyset-r",
+        name="r",
+        action=PolicyAction.REDIRECT_URL,
+        location=location,
+        redirect_code=307,
+        matches=(match(MatchType.PATH, MatchCompare.EQUAL_TO, "/"),),
+    )
+    text = render(build_view(_with_vs(http_policies=(policy,)), PATHS))
+    (line,) = [line for line in text.split("\n") if "redirect location" in line]
+    words = haproxy_words(line)
+    assert words[:3] == ["http-request", "redirect", "location"]
+    assert words[3] == location.replace("%", "%%")  # HAProxy reads `%%` as one literal `%`
+    assert words[4:6] == ["code", "307"]
+
+
 def test_hostile_free_strings_never_add_a_config_line() -> None:
     benign = render(build_view(EXAMPLES["web"], PATHS))
     monitor = HTTP_MONITOR.model_copy(update={"http_host": HOSTILE.replace("\n", " ")})
@@ -750,6 +1201,19 @@ def _scaleout(
         worker_address=worker_address,
         worker_port_offset=offset,
         peers=tuple(ScaleOutPeer(se_uuid=uuid, address=address) for uuid, address in peers),
+    )
+
+
+def _redirect(
+    location: str, action: PolicyAction = PolicyAction.REDIRECT_URL, code: int = 302
+) -> HttpPolicySpec:
+    return HttpPolicySpec(
+        uuid="httppolicyset-r",
+        name="r",
+        action=action,
+        location=location,
+        redirect_code=code,
+        matches=(match(MatchType.PATH, MatchCompare.EQUAL_TO, "/"),),
     )
 
 
@@ -802,6 +1266,47 @@ def _with_monitor(**changes: object) -> SeConfig:
         (_with_vs(scaleout=_scaleout(worker_address="10.8.0.1 ssl crt /etc/shadow")), "worker_address"),
         (_with_vs(scaleout=_scaleout(peers=(("se-1", "10.8.0.1"), ("se-1", "10.8.0.2")))), "not unique"),
         (_with_vs(scaleout=_scaleout(peers=(("se-1", "10.8.0.1:80 backup"),))), "peer 'se-1' address"),
+        (
+            _with_pool(servers=(ServerSpec.model_construct(id="s", ip="10.0.0.1", port=80, weight=257),)),
+            "weight 257 is out of 0..256",
+        ),
+        (_with_vs(allowed_cidrs=("10.0.0.0/8 10.0.0.1",)), "allowed_cidrs"),
+        (_with_vs(allowed_cidrs=("any",)), "allowed_cidrs"),
+        (_with_vs(connection_limit=0), "connection_limit"),
+        (_with_vs(timeout_client_ms=86_400_001), "timeout_client_ms"),
+        (_with_vs(timeout_server_ms=-1), "timeout_server_ms"),
+        (_with_vs(tcp_inspect_delay_ms=-5), "tcp_inspect_delay_ms"),
+        (
+            SeConfig(
+                se_uuid="se-1",
+                version=1,
+                virtualservices=(TCP.model_copy(update={"name": "web", "http_policies": L7.http_policies}),),
+            ),
+            "HTTP policies need an HTTP virtual service",
+        ),
+        (_with_vs(http_policies=L7.http_policies[:1]), "pool 'pool-api' is not one of the VS's pools"),
+        (_with_vs(extra_pools=(WEB.pool,)), "is listed twice"),
+        (_policy_vs("a\nb", MatchType.PATH, MatchCompare.EQUAL_TO), "control characters"),
+        (_policy_vs("a\rb", MatchType.PATH, MatchCompare.EQUAL_TO), "control characters"),
+        (_policy_vs("x", MatchType.HEADER, MatchCompare.EQUAL_TO, "X A"), "not a valid HTTP token"),
+        (_policy_vs("x", MatchType.HEADER, MatchCompare.EQUAL_TO, "a'b"), "not a valid HTTP token"),
+        (_policy_vs("x", MatchType.HEADER, MatchCompare.EQUAL_TO, "a)b"), "not a valid HTTP token"),
+        (_policy_vs("x", MatchType.HEADER, MatchCompare.EQUAL_TO, None), "not a valid HTTP token"),
+        (_policy_vs("x", MatchType.SSL_DN_FIELD, MatchCompare.EQUAL_TO, "CN)"), "distinguished name"),
+        (_policy_vs("a\\Z", MatchType.PATH, MatchCompare.REGEX), "escape \\Z is not supported"),
+        (_policy_vs("a{,2}", MatchType.PATH, MatchCompare.REGEX), "quantifier"),
+        (_policy_vs("(", MatchType.PATH, MatchCompare.REGEX), "not a valid regular expression"),
+        (_policy_vs("a/b", MatchType.FILE_TYPE, MatchCompare.EQUAL_TO), "not a file extension"),
+        (_policy_vs("x", MatchType.FILE_TYPE, MatchCompare.CONTAINS), "only compare with EQUAL_TO or REGEX"),
+        (_policy_vs("yes", MatchType.SSL_CONN_HAS_CERT, MatchCompare.EQUAL_TO), "True or False"),
+        (_policy_vs("1", MatchType.SSL_CONN_HAS_CERT, MatchCompare.REGEX), "only compare with EQUAL_TO"),
+        (_policy_vs("-1", MatchType.SSL_VERIFY_RESULT, MatchCompare.EQUAL_TO), "verify result"),
+        (_with_vs(http_policies=(_redirect("/relative"),)), "not an http(s) URL"),
+        (_with_vs(http_policies=(_redirect("https://a.example/a b"),)), "not an http(s) URL"),
+        (_with_vs(http_policies=(_redirect("https://a.example/\r\nX: 1"),)), "not an http(s) URL"),
+        (_with_vs(http_policies=(_redirect("https://", PolicyAction.REDIRECT_PREFIX),)), "with a host"),
+        (_with_vs(http_policies=(_redirect("https:///x", PolicyAction.REDIRECT_PREFIX),)), "with a host"),
+        (_with_vs(http_policies=(_redirect("https://a.example", code=200),)), "redirect code 200"),
     ],
 )
 def test_unsafe_values_are_refused_with_a_message_naming_them(config: SeConfig, complaint: str) -> None:
@@ -848,6 +1353,42 @@ def test_every_example_passes_haproxy_check(tmp_path: Path) -> None:
 
         assert valid, message
         assert "[WARNING]" not in message, message
+
+
+def test_hostile_match_values_and_keys_pass_haproxy_check(tmp_path: Path) -> None:
+    if shutil.which("haproxy") is None:
+        pytest.fail(HAPROXY_MISSING)
+    kinds = [
+        (MatchType.PATH, MatchCompare.EQUAL_TO, None),
+        (MatchType.HOST_NAME, MatchCompare.CONTAINS, None),
+        (MatchType.HEADER, MatchCompare.STARTS_WITH, "X-A#$%&*+.^_`|~"),
+        (MatchType.COOKIE, MatchCompare.ENDS_WITH, "c!"),
+        (MatchType.SSL_DN_FIELD, MatchCompare.EQUAL_TO, "CN"),
+    ]
+    policies = tuple(
+        HttpPolicySpec(
+            uuid=f"httppolicyset-{i}",
+            name=HOSTILE,
+            action=PolicyAction.REJECT,
+            matches=(
+                match(kind, compare, value, key=key),
+                match(MatchType.PATH, MatchCompare.REGEX, r"^/\d+"),
+            ),
+        )
+        for i, (value, (kind, compare, key)) in enumerate(
+            (value, kind) for value in HOSTILE_VALUES for kind in kinds
+        )
+    )
+    vs = L7.model_copy(update={"http_policies": (*policies, _redirect("https://a.example/%[src]$HOME'"))})
+    paths = RuntimePaths(tmp_path)
+    paths.state_file.write_text("1\n")
+    cfg = tmp_path / "hostile.cfg"
+    cfg.write_text(render(build_view(SeConfig(se_uuid="se-1", version=1, virtualservices=(vs,)), paths)))
+
+    valid, message = HAProxyProcess(tmp_path).check(cfg)
+
+    assert valid, message
+    assert "[WARNING]" not in message, message
 
 
 # --- analytics ------------------------------------------------------------------------------------

@@ -168,3 +168,134 @@ def test_l4_and_disabled() -> None:
         world(PROFILE_L4, VSVIP, pool()), vs(application_profile_ref="/api/x/ap-l4", traffic_enabled=False)
     )
     assert spec.app_type == wire.AppType.L4 and spec.http is None and not spec.enabled
+
+
+# --- members, access, limits and HTTP policies ----------------------------------------------------
+
+MATCH = {"match_id": "0b5d6c1e-3f7a-4e2b-9c8d-1a2b3c4d5e6f", "type": "PATH", "compare_type": "STARTS_WITH"}
+
+
+def policy(uuid: str, action: str, *values: str, enabled: bool = True, **fields: Any) -> StoredObject:
+    matches = [
+        {**MATCH, "match_id": f"{MATCH['match_id'][:-1]}{i}", "value": v} for i, v in enumerate(values)
+    ]
+    body = {"name": uuid, "action": action, "enabled": enabled, "matches": matches, **fields}
+    return obj("httppolicyset", uuid, schemas.HttpPolicySet, body)
+
+
+def other_pool(uuid: str) -> StoredObject:
+    return obj("pool", uuid, schemas.Pool, {"name": uuid, "servers": [{"ip": "10.0.1.1", "port": 80}]})
+
+
+def test_members_carry_weight_zero_and_backup() -> None:
+    servers = [{"ip": "10.0.0.1", "ratio": 0, "name": "m1"}, {"ip": "10.0.0.2", "backup": True}]
+    spec = build(world(PROFILE_HTTP, VSVIP, pool(servers=servers)))
+    assert spec.pool is not None
+    assert [(s.weight, s.backup) for s in spec.pool.servers] == [(0, False), (1, True)]
+
+
+def test_access_limits_and_timeouts_reach_the_spec() -> None:
+    target = vs(
+        allowed_cidrs=["10.0.0.0/8", "fd00::1/8"],
+        connection_limit=500,
+        timeout_client_ms=1000,
+        timeout_server_connect_ms=2000,
+        timeout_server_ms=3000,
+        timeout_tcp_inspect_ms=0,
+    )
+    spec = build(world(PROFILE_HTTP, VSVIP, pool()), target)
+    assert spec.allowed_cidrs == ("10.0.0.0/8", "fd00::/8")
+    assert (spec.connection_limit, spec.timeout_client_ms, spec.timeout_connect_ms) == (500, 1000, 2000)
+    assert (spec.timeout_server_ms, spec.tcp_inspect_delay_ms) == (3000, 0)
+    default = build(world(PROFILE_HTTP, VSVIP, pool()))
+    assert (
+        default.allowed_cidrs == () and default.connection_limit is None and default.timeout_client_ms is None
+    )
+
+
+@pytest.mark.parametrize(
+    ("profile", "inserted", "expected"),
+    [
+        ({}, [], (True, False, False)),  # the default profile inserts X-Forwarded-For
+        ({"xff_enabled": False}, [], (False, False, False)),
+        ({"xff_enabled": False}, ["X-Forwarded-For"], (True, False, False)),
+        ({"xff_enabled": False}, ["X-Forwarded-Port", "X-Forwarded-Proto"], (False, True, True)),
+        ({"x_forwarded_proto_enabled": True}, [], (True, False, True)),
+    ],
+)
+def test_insert_headers_and_the_profile_each_turn_headers_on(
+    profile: dict[str, Any], inserted: list[str], expected: tuple[bool, bool, bool]
+) -> None:
+    http = obj(
+        "applicationprofile", "ap-custom", schemas.ApplicationProfile, {"name": "h", "http_profile": profile}
+    )
+    target = vs(application_profile_ref="/api/x/ap-custom", insert_headers=inserted)
+    spec = build(world(http, VSVIP, pool()), target)
+    assert spec.http is not None
+    assert (spec.http.xff_enabled, spec.http.x_forwarded_port, spec.http.x_forwarded_proto) == expected
+
+
+def test_policies_keep_their_order_and_bring_the_pools_they_route_to() -> None:
+    items = world(
+        PROFILE_HTTP, VSVIP, pool(), other_pool("pool-2"),
+        policy("httppolicyset-a", "REDIRECT_TO_POOL", "/api", redirect_pool_ref="/api/pool/pool-2"),
+        policy(
+            "httppolicyset-b", "REDIRECT_TO_URL", "/old",
+            redirect_url="https://a.example/", redirect_http_code=301,
+        ),
+        policy("httppolicyset-c", "REDIRECT_TO_POOL", "/main", redirect_pool_ref="/api/pool/pool-1"),
+        policy("httppolicyset-d", "REDIRECT_TO_POOL", "/again", redirect_pool_ref="/api/pool/pool-2"),
+        policy("httppolicyset-e", "REDIRECT_PREFIX", "/p", redirect_prefix="https://b.example"),
+        policy("httppolicyset-f", "REJECT", "/admin"),
+    )  # fmt: skip
+    refs = [f"/api/httppolicyset/httppolicyset-{x}" for x in "fabcde"]
+    spec = build(items, vs(http_policies=refs))
+    assert [(p.uuid[-1], p.action, p.pool_uuid, p.location, p.redirect_code) for p in spec.http_policies] == [
+        ("f", wire.PolicyAction.REJECT, None, None, 302),
+        ("a", wire.PolicyAction.POOL, "pool-2", None, 302),
+        ("b", wire.PolicyAction.REDIRECT_URL, None, "https://a.example/", 301),
+        ("c", wire.PolicyAction.POOL, "pool-1", None, 302),
+        ("d", wire.PolicyAction.POOL, "pool-2", None, 302),
+        ("e", wire.PolicyAction.REDIRECT_PREFIX, None, "https://b.example", 302),
+    ]
+    assert [p.uuid for p in spec.extra_pools] == ["pool-2"]  # once, and never the default pool
+    assert spec.http_policies[1].matches == (
+        wire.HttpMatchSpec(type=wire.MatchType.PATH, compare=wire.MatchCompare.STARTS_WITH, value="/api"),
+    )
+
+
+def test_policies_that_can_never_match_are_left_out() -> None:
+    disabled_match = obj(
+        "httppolicyset", "httppolicyset-m", schemas.HttpPolicySet,
+        {"name": "m", "action": "REJECT", "matches": [{**MATCH, "value": "/x", "enabled": False}]},
+    )  # fmt: skip
+    items = world(
+        PROFILE_HTTP, VSVIP, pool(), other_pool("pool-2"), disabled_match,
+        policy(
+            "httppolicyset-off", "REDIRECT_TO_POOL", "/x", enabled=False, redirect_pool_ref="/api/pool/pool-2"
+        ),
+        policy("httppolicyset-empty", "REJECT"),
+    )  # fmt: skip
+    refs = ["/api/x/httppolicyset-m", "/api/x/httppolicyset-off", "/api/x/httppolicyset-empty"]
+    spec = build(items, vs(http_policies=refs))
+    assert spec.http_policies == () and spec.extra_pools == ()  # nor the pool only a disabled policy uses
+
+
+def test_a_vs_whose_only_pool_is_a_policys() -> None:
+    items = world(
+        PROFILE_HTTP, VSVIP, other_pool("pool-2"),
+        policy("httppolicyset-a", "REDIRECT_TO_POOL", "/", redirect_pool_ref="/api/pool/pool-2"),
+    )  # fmt: skip
+    spec = build(items, vs(pool_ref=None, http_policies=["/api/x/httppolicyset-a"]))
+    assert spec.pool is None and [p.uuid for p in spec.extra_pools] == ["pool-2"]
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{"http_policies": ["/api/x/httppolicyset-r"]}, {"insert_headers": ["X-Forwarded-Port"]}],
+    ids=["policies", "insert-headers"],
+)
+def test_http_features_on_an_l4_vs_are_refused(fields: dict[str, Any]) -> None:
+    items = world(PROFILE_L4, VSVIP, pool(), policy("httppolicyset-r", "REJECT", "/"))
+    with pytest.raises(se_config.Unsupported, match="need an HTTP application profile"):
+        build(items, vs(application_profile_ref="/api/x/ap-l4", **fields))

@@ -37,6 +37,13 @@ class ControllerSettings:
     analytics_interval_s: float = 5.0
     log_sample_percent: float = 1.0
     slow_request_ms: int = 1000
+    # OpenStack Keystone: X-Auth-Token is validated there when the URL is set (e.g.
+    # http://127.0.0.1:5000/v3); the service user needs the `service` role (or admin) to validate tokens.
+    keystone_url: str | None = None
+    keystone_user: str | None = None
+    keystone_password: str | None = field(default=None, repr=False)
+    keystone_project: str = "service"
+    keystone_domain: str = "Default"
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -62,6 +69,11 @@ class ControllerSettings:
             ("analytics_interval_s", "FULCRUM_ANALYTICS_INTERVAL_S", float),
             ("log_sample_percent", "FULCRUM_LOG_SAMPLE_PERCENT", float),
             ("slow_request_ms", "FULCRUM_SLOW_REQUEST_MS", int),
+            ("keystone_url", "FULCRUM_KEYSTONE_URL", str),
+            ("keystone_user", "FULCRUM_KEYSTONE_USER", str),
+            ("keystone_password", "FULCRUM_KEYSTONE_PASSWORD", str),
+            ("keystone_project", "FULCRUM_KEYSTONE_PROJECT", str),
+            ("keystone_domain", "FULCRUM_KEYSTONE_DOMAIN", str),
         ):
             if env.get(name):
                 values[key] = kind(env[name])

@@ -101,3 +101,39 @@ class SeOperStatus(StrEnum):
     OPER_DOWN = "OPER_DOWN"
     OPER_INITIALIZING = "OPER_INITIALIZING"
     OPER_DISABLED = "OPER_DISABLED"
+
+
+class HttpPolicyAction(StrEnum):
+    """What an HTTP policy set does with a request all of its matches hold for."""
+
+    REDIRECT_TO_POOL = "REDIRECT_TO_POOL"
+    REDIRECT_TO_URL = "REDIRECT_TO_URL"
+    REDIRECT_PREFIX = "REDIRECT_PREFIX"
+    REJECT = "REJECT"
+
+
+class HttpMatchType(StrEnum):
+    HOST_NAME = "HOST_NAME"
+    PATH = "PATH"
+    FILE_TYPE = "FILE_TYPE"
+    HEADER = "HEADER"
+    COOKIE = "COOKIE"
+    SSL_CONN_HAS_CERT = "SSL_CONN_HAS_CERT"
+    SSL_VERIFY_RESULT = "SSL_VERIFY_RESULT"
+    SSL_DN_FIELD = "SSL_DN_FIELD"
+
+
+class HttpMatchCompareType(StrEnum):
+    EQUAL_TO = "EQUAL_TO"
+    STARTS_WITH = "STARTS_WITH"
+    ENDS_WITH = "ENDS_WITH"
+    CONTAINS = "CONTAINS"
+    REGEX = "REGEX"
+
+
+class InsertHeader(StrEnum):
+    """Request headers a virtual service can add for its servers (values are the header names)."""
+
+    X_FORWARDED_FOR = "X-Forwarded-For"
+    X_FORWARDED_PORT = "X-Forwarded-Port"
+    X_FORWARDED_PROTO = "X-Forwarded-Proto"

@@ -8,9 +8,10 @@ pydantic validation context under the key ``reserved_networks``.
 from __future__ import annotations
 
 import ipaddress
-from typing import Annotated, Any
+import re
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 from pydantic import Strict as StrictValue  # a number must be a number, not true/false
 
 from fulcrum.model.enums import (
@@ -20,7 +21,11 @@ from fulcrum.model.enums import (
     FlowDist,
     HaMode,
     HealthMonitorType,
+    HttpMatchCompareType,
+    HttpMatchType,
+    HttpPolicyAction,
     HttpResponseCode,
+    InsertHeader,
     LbAlgorithm,
     LbAlgorithmHash,
     OpenStackPrivilege,
@@ -29,6 +34,7 @@ from fulcrum.model.enums import (
     Role,
     TenantScope,
 )
+from fulcrum.model.regex import RegexError, check_regex
 from fulcrum.model.types import (
     Description,
     Hostname,
@@ -44,6 +50,7 @@ from fulcrum.model.types import (
 )
 
 PemText = Annotated[str, Field(min_length=1, max_length=65536)]
+TimeoutMs = Annotated[int, Field(ge=0, le=86_400_000)]
 
 
 def _refuse_reserved(value: str | None, info: ValidationInfo) -> str | None:
@@ -242,10 +249,23 @@ class HealthMonitor(Strict):
         return self
 
 
+ExternalUuid = Annotated[
+    str,
+    Field(
+        pattern=r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$",
+        description="a UUID (with or without dashes)",
+    ),
+]
+
+
 class Server(Strict):
     ip: IPAddress
     port: Port | None = None
-    ratio: Annotated[int, Field(ge=1, le=20)] = 1
+    name: Name | None = None  # a label for people; servers are identified by ip:port
+    external_uuid: ExternalUuid | None = None  # an id given by another system (an Octavia member id)
+    # Weight: 0 takes no new connections or requests (established ones and persistence still reach it).
+    ratio: Annotated[int, Field(ge=0, le=256)] = 1
+    backup: bool = False  # used only while no non-backup server of the pool is up
     enabled: bool = True
     hostname: Hostname | None = None
     monitor_address: IPAddress | None = None
@@ -286,6 +306,152 @@ class Pool(Strict):
             raise ValueError("lb_algorithm_consistent_hash_hdr is required for a custom-header hash")
         if len(set(self.health_monitor_refs)) != len(self.health_monitor_refs):
             raise ValueError("health_monitor_refs: each monitor may appear only once")
+        return self
+
+
+# --- HTTP policies --------------------------------------------------------------------------------
+
+_UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+_DN_FIELD = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,63}")  # CN, O, OU, emailAddress, ...
+_EXTENSION = re.compile(r"[A-Za-z0-9_~+-]{1,64}")
+_MATCH_VALUE_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_KEYED = {HttpMatchType.HEADER, HttpMatchType.COOKIE, HttpMatchType.SSL_DN_FIELD}
+_KEYLESS = {HttpMatchType.SSL_CONN_HAS_CERT, HttpMatchType.SSL_VERIFY_RESULT}
+_ONLY_EQUAL_TO = {HttpMatchType.SSL_CONN_HAS_CERT, HttpMatchType.SSL_VERIFY_RESULT}
+_FILE_TYPE_COMPARES = {HttpMatchCompareType.EQUAL_TO, HttpMatchCompareType.REGEX}
+
+# Absolute http(s) URLs: a DNS name or an IP address (IPv6 in brackets), an optional port, then only
+# RFC 3986 characters (percent-encoding for anything else).
+_HOST = (
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
+    r"|\[[0-9A-Fa-f:.]+\])"
+)
+_PCHAR = r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@]|%[0-9A-Fa-f]{2})"
+_ORIGIN = rf"[Hh][Tt][Tt][Pp][Ss]?://(?P<host>{_HOST})(?::(?P<port>[0-9]{{1,5}}))?"
+_REDIRECT_URL = re.compile(
+    rf"{_ORIGIN}(?:/(?:{_PCHAR}|/)*)?(?:\?(?:{_PCHAR}|[/?])*)?(?:#(?:{_PCHAR}|[/?])*)?"
+)
+_REDIRECT_PREFIX = re.compile(rf"{_ORIGIN}(?:/(?:{_PCHAR}|/)*)?")
+
+
+def _check_url(value: str, pattern: re.Pattern[str], what: str) -> str:
+    match = pattern.fullmatch(value)
+    if match is None:
+        raise ValueError(f"{value!r} is not {what}")
+    host, port = match["host"], match["port"]
+    if host.startswith("["):
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            raise ValueError(f"{value!r}: {host} is not an IPv6 address") from None
+    if port is not None and not 1 <= int(port) <= 65535:
+        raise ValueError(f"{value!r}: port {port} is out of range")
+    return value
+
+
+def _check_redirect_url(value: str) -> str:
+    return _check_url(value, _REDIRECT_URL, "an absolute http:// or https:// URL")
+
+
+def _check_redirect_prefix(value: str) -> str:
+    return _check_url(
+        value, _REDIRECT_PREFIX, "an http(s)://host[:port][/path] prefix (no query or fragment)"
+    )
+
+
+RedirectUrl = Annotated[str, Field(min_length=1, max_length=2048), AfterValidator(_check_redirect_url)]
+RedirectPrefix = Annotated[str, Field(min_length=1, max_length=2048), AfterValidator(_check_redirect_prefix)]
+
+
+class HttpMatch(Strict):
+    """One condition of an HTTP policy set (an Octavia L7 rule). `invert` negates it."""
+
+    match_id: Annotated[str, Field(pattern=_UUID_PATTERN)]
+    type: HttpMatchType
+    compare_type: HttpMatchCompareType
+    # HEADER: the header name; COOKIE: the cookie name; SSL_DN_FIELD: the subject DN field (CN, O, ...).
+    key: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    value: Annotated[str, Field(min_length=1, max_length=255)]
+    invert: bool = False
+    enabled: bool = True
+
+    @model_validator(mode="after")
+    def _consistent(self) -> HttpMatch:
+        kind, compare = self.type, self.compare_type
+        if kind in _ONLY_EQUAL_TO and compare != HttpMatchCompareType.EQUAL_TO:
+            raise ValueError(f"compare_type: {kind.value} matches only support EQUAL_TO")
+        if kind == HttpMatchType.FILE_TYPE and compare not in _FILE_TYPE_COMPARES:
+            raise ValueError("compare_type: FILE_TYPE matches only support EQUAL_TO and REGEX")
+        if kind in _KEYED and self.key is None:
+            raise ValueError(f"key: is required for {kind.value} matches")
+        if kind in _KEYLESS and self.key is not None:
+            raise ValueError(f"key: {kind.value} matches do not use a key")
+        if self.key is not None:
+            self._check_key(kind, self.key)
+        if _MATCH_VALUE_CONTROL.search(self.value):
+            raise ValueError("value: must not contain control or line-break characters")
+        if compare == HttpMatchCompareType.REGEX:
+            try:
+                check_regex(self.value)
+            except RegexError as error:
+                raise ValueError(f"value: {error}") from None
+        elif kind == HttpMatchType.SSL_CONN_HAS_CERT:
+            if self.value.lower() not in ("true", "false"):
+                raise ValueError("value: SSL_CONN_HAS_CERT matches take 'True' or 'False'")
+            self.value = self.value.capitalize()
+        elif kind == HttpMatchType.SSL_VERIFY_RESULT:
+            if not (self.value.isascii() and self.value.isdigit() and len(self.value) <= 9):
+                raise ValueError("value: SSL_VERIFY_RESULT matches take a non-negative integer")
+        elif kind == HttpMatchType.FILE_TYPE and not _EXTENSION.fullmatch(self.value):
+            raise ValueError(
+                "value: a FILE_TYPE is the extension without its dot (like jpg): letters, digits, _~+-"
+            )
+        return self
+
+    @staticmethod
+    def _check_key(kind: HttpMatchType, key: str) -> None:
+        if kind == HttpMatchType.SSL_DN_FIELD:
+            if not _DN_FIELD.fullmatch(key):
+                raise ValueError(f"key: {key!r} is not a distinguished name field (like CN, O or OU)")
+            return
+        # A header or cookie name is an HTTP token; `'` would open a quoted argument in HAProxy.
+        if not _TOKEN_KEY.fullmatch(key):
+            raise ValueError(f"key: {key!r} is not an HTTP token (letters, digits and !#$%&*+-.^_`|~)")
+
+
+_TOKEN_KEY = re.compile(r"[!#$%&*+\-.^_`|~0-9A-Za-z]+")
+
+
+class HttpPolicySet(Strict):
+    """An ordered virtual service's HTTP policy (an Octavia L7 policy): when every enabled match holds,
+    do `action`. A policy set without an enabled match never matches."""
+
+    name: Name
+    description: Description = ""
+    enabled: bool = True
+    action: HttpPolicyAction
+    redirect_pool_ref: ref("pool") | None = None  # type: ignore[valid-type]
+    redirect_url: RedirectUrl | None = None
+    redirect_prefix: RedirectPrefix | None = None
+    redirect_http_code: Literal[301, 302, 303, 307, 308] = 302
+    matches: list[HttpMatch] = Field(default_factory=list, max_length=50)
+
+    @model_validator(mode="after")
+    def _action_fields(self) -> HttpPolicySet:
+        wanted = {
+            HttpPolicyAction.REDIRECT_TO_POOL: "redirect_pool_ref",
+            HttpPolicyAction.REDIRECT_TO_URL: "redirect_url",
+            HttpPolicyAction.REDIRECT_PREFIX: "redirect_prefix",
+        }
+        for action, field in wanted.items():
+            given = getattr(self, field) is not None
+            if action == self.action and not given:
+                raise ValueError(f"{field}: is required with action {action.value}")
+            if action != self.action and given:
+                raise ValueError(f"{field}: is only valid with action {action.value}")
+        ids = [m.match_id.lower() for m in self.matches]
+        if len(set(ids)) != len(ids):
+            raise ValueError("matches: each match_id may appear only once")
         return self
 
 
@@ -363,9 +529,32 @@ class VirtualService(Strict):
     vip: Annotated[list[Vip] | None, Field(min_length=1, max_length=16)] = None
     flow_dist: FlowDist = FlowDist.LOAD_AWARE
     analytics_policy: AnalyticsPolicy = Field(default_factory=AnalyticsPolicy)
+    # Only clients from these networks may connect (refused at accept); empty: everyone.
+    allowed_cidrs: list[Network] = Field(default_factory=list, max_length=100)
+    connection_limit: Annotated[int | None, Field(ge=1, le=1_000_000)] = None  # concurrent connections
+    # Inactivity timeouts in milliseconds; unset: the SE defaults; 0: no limit (rendered as 24 h).
+    timeout_client_ms: TimeoutMs | None = None
+    timeout_server_connect_ms: TimeoutMs | None = None
+    timeout_server_ms: TimeoutMs | None = None
+    timeout_tcp_inspect_ms: TimeoutMs | None = None  # how long to wait for request data to inspect
+    # Headers added to requests (HTTP only). X-Forwarded-For and X-Forwarded-Proto are also enabled by
+    # the application profile (xff_enabled, x_forwarded_proto_enabled): either one turns them on, and
+    # the profile's xff_alternate_name names the client-address header.
+    insert_headers: list[InsertHeader] = Field(default_factory=list, max_length=3)
+    # HTTP policy sets in evaluation order: the first whose matches all hold decides (HTTP only).
+    http_policies: list[ref("httppolicyset")] = Field(default_factory=list, max_length=64)  # type: ignore[valid-type]
+
+    @field_validator("allowed_cidrs")
+    @classmethod
+    def _distinct_cidrs(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(value))
 
     @model_validator(mode="after")
     def _consistent(self) -> VirtualService:
+        if len(set(self.insert_headers)) != len(self.insert_headers):
+            raise ValueError("insert_headers: each header may appear only once")
+        if len(set(self.http_policies)) != len(self.http_policies):
+            raise ValueError("http_policies: each policy set may appear only once")
         ports: set[int] = set()
         for index, service in enumerate(self.services):
             span = set(range(service.port, (service.port_range_end or service.port) + 1))

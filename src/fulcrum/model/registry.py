@@ -121,6 +121,7 @@ TYPES: dict[str, ObjectType] = {
             "sslkeyandcertificate", objects.SslKeyAndCertificate, Scope.TENANT, WriteAccess.APPLICATION
         ),
         _object_type("pool", objects.Pool, Scope.TENANT, WriteAccess.APPLICATION),
+        _object_type("httppolicyset", objects.HttpPolicySet, Scope.TENANT, WriteAccess.APPLICATION),
         _object_type("vsvip", objects.VsVip, Scope.TENANT, WriteAccess.APPLICATION),
         _object_type("virtualservice", objects.VirtualService, Scope.TENANT, WriteAccess.APPLICATION),
         _object_type("alertsyslogconfig", objects.AlertSyslogConfig, Scope.TENANT, WriteAccess.TENANT_ADMIN),

@@ -65,8 +65,9 @@ class ServerSpec(_Wire):
     id: str = Field(description="stable id within the pool: `<ip>:<port>` ([v6]:port for IPv6)")
     ip: str
     port: int
-    weight: int = Field(ge=1, le=256)
+    weight: int = Field(ge=0, le=256)  # 0: takes no new connections
     enabled: bool = True
+    backup: bool = False  # serves only while no non-backup server of the pool is up
     monitor_address: str | None = None
     monitor_port: int | None = None
 
@@ -114,11 +115,60 @@ class HttpSettings(_Wire):
     xff_enabled: bool = True
     xff_header: str = "X-Forwarded-For"
     x_forwarded_proto: bool = False
+    x_forwarded_port: bool = False
     connection_reuse: bool = True
     keepalive_timeout_ms: int = 30000
     request_timeout_ms: int = 10000
     redirect_to_https: bool = False
     hsts: bool = False
+
+
+class MatchType(StrEnum):
+    HOST_NAME = "HOST_NAME"  # the Host header without its port, compared case-insensitively
+    PATH = "PATH"  # the path of the request (no query string)
+    FILE_TYPE = "FILE_TYPE"  # the extension of the path's last segment ("" when it has none)
+    HEADER = "HEADER"  # the request header named `key`
+    COOKIE = "COOKIE"  # the request cookie named `key`
+    SSL_CONN_HAS_CERT = "SSL_CONN_HAS_CERT"  # value "True"/"False": the client sent a certificate
+    SSL_VERIFY_RESULT = "SSL_VERIFY_RESULT"  # the client certificate's verify result (0 = ok)
+    SSL_DN_FIELD = "SSL_DN_FIELD"  # the field `key` of the client certificate's subject DN
+
+
+class MatchCompare(StrEnum):
+    EQUAL_TO = "EQUAL_TO"
+    STARTS_WITH = "STARTS_WITH"
+    ENDS_WITH = "ENDS_WITH"
+    CONTAINS = "CONTAINS"
+    REGEX = "REGEX"  # a regular expression in the subset `fulcrum.model.regex` accepts
+
+
+class HttpMatchSpec(_Wire):
+    type: MatchType
+    compare: MatchCompare
+    key: str | None = None
+    value: str
+    invert: bool = False
+
+
+class PolicyAction(StrEnum):
+    POOL = "POOL"  # send the request to `pool_uuid`
+    REDIRECT_URL = "REDIRECT_URL"  # redirect to `location`
+    REDIRECT_PREFIX = "REDIRECT_PREFIX"  # redirect to `location` followed by the request's path and query
+    REJECT = "REJECT"  # answer 403
+
+
+class HttpPolicySpec(_Wire):
+    """An enabled HTTP policy of a VS: when every match holds, `action`. Policies are evaluated in the
+    VS's order and the first that matches decides; the controller leaves out disabled policies and
+    policies without an enabled match (those never match)."""
+
+    uuid: str
+    name: str
+    action: PolicyAction
+    pool_uuid: str | None = None  # POOL: the VS's `pool` or one of its `extra_pools`
+    location: str | None = None  # REDIRECT_URL: the URL; REDIRECT_PREFIX: the prefix
+    redirect_code: int = 302
+    matches: tuple[HttpMatchSpec, ...] = Field(min_length=1)
 
 
 class ListenerSpec(_Wire):
@@ -172,6 +222,15 @@ class VsSpec(_Wire):
     scaleout: ScaleOutSpec | None = None  # set when the VS runs on more than one SE
     metrics: bool = True  # report this VS's metrics
     request_logs: bool = True  # log this VS's requests (significant ones and a sample)
+    extra_pools: tuple[PoolSpec, ...] = ()  # pools that HTTP policies send requests to, besides `pool`
+    http_policies: tuple[HttpPolicySpec, ...] = ()
+    allowed_cidrs: tuple[str, ...] = ()  # clients allowed to connect; empty: everyone
+    connection_limit: int | None = None  # concurrent connections of the VS
+    # Inactivity timeouts (ms); None: the SE's defaults; 0: no limit.
+    timeout_client_ms: int | None = None
+    timeout_connect_ms: int | None = None
+    timeout_server_ms: int | None = None
+    tcp_inspect_delay_ms: int | None = None
 
 
 class AnalyticsSettings(_Wire):

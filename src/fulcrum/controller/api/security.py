@@ -1,4 +1,9 @@
-"""The authentication dependency: Basic or Bearer credentials, then the tenant from X-Fulcrum-Tenant."""
+"""The authentication dependency: Basic, Bearer or X-Auth-Token credentials, then the tenant.
+
+The tenant comes from X-Fulcrum-Tenant. X-Auth-Token is how OpenStack clients send a token: with
+Keystone enabled it is a Keystone token; without, it is a session token from POST /login (so a client
+configured with `auth_type=admin_token` works against a Fulcrum-only controller).
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from fulcrum.controller.services.rbac import Caller
 from fulcrum.protocol import se as wire
 
 TENANT_HEADER = "X-Fulcrum-Tenant"
+AUTH_TOKEN_HEADER = "X-Auth-Token"  # noqa: S105 - a header name, not a secret
 
 
 def services(request: Request) -> Services:
@@ -24,9 +30,18 @@ def source_ip(request: Request) -> str:
     return request.client.host if request.client else ""
 
 
+def auth_token(request: Request) -> str | None:
+    value = request.headers.get(AUTH_TOKEN_HEADER, "").strip()
+    return value or None
+
+
 def bearer_token(request: Request) -> str | None:
+    """The session token: `Authorization: Bearer`, else X-Auth-Token (when it is not a Keystone token)."""
     scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    keystone = services(request).keystone
+    return auth_token(request) if keystone is None else None
 
 
 def basic_credentials(request: Request) -> tuple[str, str] | None:
@@ -43,7 +58,9 @@ def basic_credentials(request: Request) -> tuple[str, str] | None:
     return name, password
 
 
-PUBLIC_PATHS = frozenset({"/api/health", "/api/version", "/login"})
+# "/", "/v2" and "/v2.0" are the Octavia API's version documents, which OpenStack clients read before
+# they authenticate.
+PUBLIC_PATHS = frozenset({"/api/health", "/api/version", "/login", "/", "/v2", "/v2.0"})
 
 
 def needs_user(path: str) -> bool:
@@ -57,22 +74,40 @@ async def get_caller(request: Request) -> Caller:
     return caller if caller is not None else await authenticate(request)
 
 
+def _tenant_header(request: Request) -> str | None:
+    tenant = request.headers.get(TENANT_HEADER)
+    if tenant is not None and (not tenant.strip() or len(tenant) > 255):
+        raise InvalidInput(f"{TENANT_HEADER}: give a tenant name or uuid")
+    return tenant
+
+
 async def authenticate(request: Request) -> Caller:
     svc = services(request)
     ip = source_ip(request)
+    keystone_token = auth_token(request) if svc.keystone is not None else None
+    if svc.keystone is not None and keystone_token is not None:
+        # A Keystone token is validated by Keystone only: it never falls back to other credentials.
+        caller = await run_in_threadpool(svc.keystone.caller, keystone_token, _tenant_header(request), ip)
+        request.state.caller = caller
+        return caller
     token = bearer_token(request)
     if token is not None:
         user_uuid = await run_in_threadpool(svc.auth.token_user, token)
     else:
         credentials = basic_credentials(request)
         if credentials is None:
-            raise Unauthenticated("authentication required: HTTP Basic or a Bearer token from POST /login")
+            token_kinds = (
+                f"or a Keystone token in {AUTH_TOKEN_HEADER}"
+                if svc.keystone is not None
+                else f"or {AUTH_TOKEN_HEADER}"
+            )
+            raise Unauthenticated(
+                "authentication required: HTTP Basic, a token from POST /login as a Bearer token, "
+                + token_kinds
+            )
         user_uuid = await run_in_threadpool(
             svc.auth.check_password, credentials[0], credentials[1], ip, record_success=False
         )
-    tenant = request.headers.get(TENANT_HEADER)
-    if tenant is not None and (not tenant.strip() or len(tenant) > 255):
-        raise InvalidInput(f"{TENANT_HEADER}: give a tenant name or uuid")
-    caller = await run_in_threadpool(svc.auth.caller, user_uuid, tenant, ip)
+    caller = await run_in_threadpool(svc.auth.caller, user_uuid, _tenant_header(request), ip)
     request.state.caller = caller
     return caller

@@ -16,6 +16,7 @@ from fulcrum.controller.services.crypto import Passwords, SecretBox
 from fulcrum.controller.services.dataplane import DataPlane, DataPlaneSettings
 from fulcrum.controller.services.events import EventLog
 from fulcrum.controller.services.healthscore import HealthScorer
+from fulcrum.controller.services.keystone import KeystoneAuth, KeystoneSettings, KeystoneValidator
 from fulcrum.controller.services.objects import ObjectService, ServiceSettings
 from fulcrum.controller.services.se_registry import SeRegistry
 from fulcrum.controller.services.throttle import LoginThrottle, ThrottleSettings
@@ -42,6 +43,8 @@ class Services:
     analytics: Analytics
     health: HealthScorer
     alerts: AlertEngine
+    # Set when Keystone tokens are accepted (FULCRUM_KEYSTONE_URL).
+    keystone: KeystoneAuth | None = None
 
     def start(self) -> None:
         if self.settings.dataplane:
@@ -70,6 +73,7 @@ def build_services(settings: ControllerSettings, clock: Clock | None = None) -> 
         clock,
         ServiceSettings(reserved_networks=settings.reserved_networks),
     )
+    keystone = keystone_auth(settings, objects)  # before anything starts: a misconfiguration stops here
     throttle = LoginThrottle(
         clock,
         ThrottleSettings(
@@ -116,5 +120,25 @@ def build_services(settings: ControllerSettings, clock: Clock | None = None) -> 
     alerts = AlertEngine(objects, store, clock, deliver)
     events.listeners.append(alerts.on_event)
     return Services(
-        settings, db, objects, auth, events, clock, started, registry, dataplane, analytics, health, alerts
+        settings, db, objects, auth, events, clock, started, registry, dataplane, analytics, health, alerts,
+        keystone,
+    )  # fmt: skip
+
+
+def keystone_auth(settings: ControllerSettings, objects: ObjectService) -> KeystoneAuth | None:
+    if not settings.keystone_url:
+        return None
+    if not settings.keystone_user or not settings.keystone_password:
+        raise ValueError(
+            "FULCRUM_KEYSTONE_USER and FULCRUM_KEYSTONE_PASSWORD are needed when FULCRUM_KEYSTONE_URL is set"
+        )
+    validator = KeystoneValidator(
+        KeystoneSettings(
+            auth_url=settings.keystone_url,
+            username=settings.keystone_user,
+            password=settings.keystone_password,
+            project_name=settings.keystone_project,
+            domain_name=settings.keystone_domain,
+        )
     )
+    return KeystoneAuth(objects, validator)

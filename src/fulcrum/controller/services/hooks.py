@@ -208,6 +208,10 @@ def _vs_after_refs(ctx: WriteContext) -> None:
     ssl_services = [s for s in data["services"] if s["enable_ssl"]]
     if ssl_services and profile.data["type"] == "APPLICATION_PROFILE_TYPE_DNS":
         raise InvalidInput("services: a DNS virtual service cannot enable SSL")
+    if profile.data["type"] != "APPLICATION_PROFILE_TYPE_HTTP":
+        for field in ("http_policies", "insert_headers"):
+            if data.get(field):
+                raise InvalidInput(f"{field}: needs an HTTP application profile ({profile.name!r} is not)")
     for index, cert_ref in enumerate(data["ssl_key_and_certificate_refs"]):
         cert = _target(ctx, cert_ref)
         if cert.data["type"] != "SSL_CERTIFICATE_TYPE_VIRTUALSERVICE":

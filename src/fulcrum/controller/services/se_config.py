@@ -36,6 +36,13 @@ APP_TYPES = {
     "APPLICATION_PROFILE_TYPE_SSL": wire.AppType.SSL,
 }
 
+POLICY_ACTIONS = {
+    "REDIRECT_TO_POOL": wire.PolicyAction.POOL,
+    "REDIRECT_TO_URL": wire.PolicyAction.REDIRECT_URL,
+    "REDIRECT_PREFIX": wire.PolicyAction.REDIRECT_PREFIX,
+    "REJECT": wire.PolicyAction.REJECT,
+}
+
 Lookup = Callable[[str], StoredObject | None]
 Secrets = Callable[[StoredObject], dict[str, Any]]
 
@@ -98,6 +105,7 @@ def pool_spec(pool: StoredObject, lookup: Lookup) -> wire.PoolSpec:
                 port=port,
                 weight=server["ratio"],
                 enabled=server["enabled"],
+                backup=server.get("backup", False),
                 monitor_address=server.get("monitor_address"),
                 monitor_port=server.get("monitor_port"),
             )
@@ -139,6 +147,58 @@ def pool_spec(pool: StoredObject, lookup: Lookup) -> wire.PoolSpec:
     )
 
 
+def policy_specs(
+    vs: StoredObject, default_pool: StoredObject | None, lookup: Lookup
+) -> tuple[tuple[wire.HttpPolicySpec, ...], tuple[wire.PoolSpec, ...]]:
+    """The VS's HTTP policies that can match, in order, and the pools they route to besides the
+    default pool. Disabled policies and policies without an enabled match never match: left out."""
+    policies: list[wire.HttpPolicySpec] = []
+    extra: dict[str, wire.PoolSpec] = {}
+    seen: set[str] = set()
+    for ref in vs.data.get("http_policies", []):
+        policy = _get(lookup, ref)
+        if policy is None:
+            raise Unsupported(f"its HTTP policy set {ref} is gone")
+        if policy.uuid in seen:
+            continue
+        seen.add(policy.uuid)
+        data = policy.data
+        matches = tuple(
+            wire.HttpMatchSpec(
+                type=wire.MatchType(m["type"]),
+                compare=wire.MatchCompare(m["compare_type"]),
+                key=m.get("key"),
+                value=m["value"],
+                invert=m["invert"],
+            )
+            for m in data["matches"]
+            if m["enabled"]
+        )
+        if not data["enabled"] or not matches:
+            continue
+        action = POLICY_ACTIONS[data["action"]]
+        pool_uuid = None
+        if action is wire.PolicyAction.POOL:
+            target = _get(lookup, data["redirect_pool_ref"])
+            if target is None:
+                raise Unsupported(f"HTTP policy set {policy.name!r}: its pool is gone")
+            pool_uuid = target.uuid
+            if (default_pool is None or target.uuid != default_pool.uuid) and target.uuid not in extra:
+                extra[target.uuid] = pool_spec(target, lookup)
+        policies.append(
+            wire.HttpPolicySpec(
+                uuid=policy.uuid,
+                name=policy.name,
+                action=action,
+                pool_uuid=pool_uuid,
+                location=data.get("redirect_url") or data.get("redirect_prefix"),
+                redirect_code=data["redirect_http_code"],
+                matches=matches,
+            )
+        )
+    return tuple(policies), tuple(extra.values())
+
+
 def vs_spec(vs: StoredObject, lookup: Lookup, secrets: Secrets) -> wire.VsSpec:
     data = vs.data
     profile = _get(lookup, data["application_profile_ref"])
@@ -150,12 +210,17 @@ def vs_spec(vs: StoredObject, lookup: Lookup, secrets: Secrets) -> wire.VsSpec:
             f"application profile type {profile.data['type']} is not supported by the data plane yet"
         )
     http = None
+    inserted = set(data.get("insert_headers", []))
+    if app_type != wire.AppType.HTTP and (inserted or data.get("http_policies")):
+        raise Unsupported("insert_headers and http_policies need an HTTP application profile")
     if app_type == wire.AppType.HTTP:
         hp = profile.data["http_profile"]
+        # The profile and the VS's insert_headers each can turn X-Forwarded-For/-Proto on.
         http = wire.HttpSettings(
-            xff_enabled=hp["xff_enabled"],
+            xff_enabled=hp["xff_enabled"] or "X-Forwarded-For" in inserted,
             xff_header=hp["xff_alternate_name"],
-            x_forwarded_proto=hp["x_forwarded_proto_enabled"],
+            x_forwarded_proto=hp["x_forwarded_proto_enabled"] or "X-Forwarded-Proto" in inserted,
+            x_forwarded_port="X-Forwarded-Port" in inserted,
             connection_reuse=hp["connection_multiplexing_enabled"],
             keepalive_timeout_ms=hp["keepalive_timeout"],
             request_timeout_ms=hp["client_header_timeout"],
@@ -185,6 +250,7 @@ def vs_spec(vs: StoredObject, lookup: Lookup, secrets: Secrets) -> wire.VsSpec:
             )
         )
     pool = _get(lookup, data.get("pool_ref"))
+    policies, extra_pools = policy_specs(vs, pool, lookup)
     return wire.VsSpec(
         uuid=vs.uuid,
         name=vs.name,
@@ -201,4 +267,12 @@ def vs_spec(vs: StoredObject, lookup: Lookup, secrets: Secrets) -> wire.VsSpec:
         certificates=tuple(certificates),
         metrics=data.get("analytics_policy", {}).get("metrics_enabled", True),
         request_logs=data.get("analytics_policy", {}).get("client_logs_enabled", True),
+        extra_pools=extra_pools,
+        http_policies=policies,
+        allowed_cidrs=tuple(data.get("allowed_cidrs", [])),
+        connection_limit=data.get("connection_limit"),
+        timeout_client_ms=data.get("timeout_client_ms"),
+        timeout_connect_ms=data.get("timeout_server_connect_ms"),
+        timeout_server_ms=data.get("timeout_server_ms"),
+        tcp_inspect_delay_ms=data.get("timeout_tcp_inspect_ms"),
     )

@@ -32,6 +32,17 @@ Decisions worth knowing:
   server`). A connection refused by a dead peer is retried on another one (`retries` and `option
   redispatch` of the fulcrum_tcp defaults). Frontends and backends carry a `kind` so telemetry reports
   pool servers and VS counters (from the direct or worker frontend) only.
+* HTTP policies: each pool a VS's policies route to (`extra_pools`) is a backend of its own
+  (`bp_<vs>.<pool>`, kind "pool"), so it is health-checked, persisted and reported like the default
+  pool. Policies are applied first-match-wins through the variable `txn.fulcrum_policy` (see
+  `_policies_view`); every match value is one quoted ACL pattern after `--`, redirect targets are
+  log-format text with `%` doubled, and regular expressions are only those `fulcrum.model.regex`
+  accepts. A VS without a default pool answers 503 to requests no policy routes.
+* `allowed_cidrs` are checked where the client address is known: `tcp-request connection` on a direct
+  frontend and on a distributor; `tcp-request session` on a scale-out worker (its connections come
+  from the distributor; the PROXY header, parsed before session rules, carries the client address).
+  `connection_limit` is the `maxconn` of those frontends. Timeouts of 0 ("no limit") render as
+  `MAX_TIMEOUT_MS`, since HAProxy warns about a zero timeout.
 * Analytics: when `config.analytics.enabled`, direct and worker frontends send one log line per request
   (per connection in L4) to the agent's datagram socket `RuntimePaths.log_socket`, in the formats that
   `se.analytics.logs` parses; distributors do not log (the worker serving the connection does).
@@ -47,17 +58,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fulcrum.model.regex import RegexError, check_regex
 from fulcrum.protocol.se import (
     Algorithm,
     AnalyticsSettings,
     AppType,
     CertificateSpec,
+    HttpMatchSpec,
+    HttpPolicySpec,
     HttpSettings,
     ListenerSpec,
+    MatchCompare,
+    MatchType,
     MonitorSpec,
     MonitorType,
     PeerState,
     PersistenceKind,
+    PolicyAction,
     PoolSpec,
     ScaleOutSpec,
     SeConfig,
@@ -174,6 +191,11 @@ def frontend_name(vs_uuid: str) -> str:
 def backend_name(vs_uuid: str) -> str:
     """One backend per virtual service, so two VSs sharing a pool keep independent health and stats."""
     return safe_name(vs_uuid, "be_")
+
+
+def pool_backend_name(vs_uuid: str, pool_uuid: str) -> str:
+    """A backend for each further pool that the VS's HTTP policies route to."""
+    return safe_name(f"{vs_uuid}.{pool_uuid}", "bp_", always_hash=True)
 
 
 def distributor_frontend_name(vs_uuid: str) -> str:
@@ -379,8 +401,8 @@ def _server_view(
     check_port = server.monitor_port if server.monitor_port is not None else (check or {}).get("port")
     if check_port is not None:
         _port(check_port, f"{what}: server {server.id!r} monitor port")
-    if not 1 <= server.weight <= 256:
-        raise RenderError(f"{what}: server {server.id!r} weight {server.weight} is out of 1..256")
+    if not 0 <= server.weight <= 256:
+        raise RenderError(f"{what}: server {server.id!r} weight {server.weight} is out of 0..256")
     return {
         "name": server_name(server.id),
         "server_id": server.id,
@@ -388,6 +410,7 @@ def _server_view(
         "id": numeric_id,
         "weight": server.weight,
         "state": server_state(server, pool),
+        "backup": server.backup,
         "cookie": cookie_value(pool.uuid, server.id) if cookie else None,
         "check": check is not None,
         "check_port": check_port if check is not None else None,
@@ -396,7 +419,10 @@ def _server_view(
     }
 
 
-def _backend_view(vs: VsSpec, pool: PoolSpec, mode: str, any_ipv6: bool, tuning: Tuning) -> View:
+def _backend_view(
+    vs: VsSpec, pool: PoolSpec, mode: str, any_ipv6: bool, tuning: Tuning, name: str | None = None
+) -> View:
+    """The backend of `pool` for `vs`: its default pool (`be_<vs>`) or one its policies route to."""
     what = f"virtual service {vs.name!r} pool {pool.name!r}"
     balance, hash_type = _balance(pool, mode, what)
     check = _check_view(pool.monitors, what)
@@ -422,11 +448,13 @@ def _backend_view(vs: VsSpec, pool: PoolSpec, mode: str, any_ipv6: bool, tuning:
         raise RenderError(f"{what}: server ids are not unique")
     return {
         "kind": "pool",
-        "name": backend_name(vs.uuid),
+        "name": name or backend_name(vs.uuid),
         "vs_uuid": vs.uuid,
         "pool_uuid": pool.uuid,
         "description": display_text(f"pool {pool.name} ({pool.uuid})"),
         "mode": mode,
+        "timeout_connect_ms": _timeout(vs.timeout_connect_ms, f"{what}: timeout_connect_ms"),
+        "timeout_server_ms": _timeout(vs.timeout_server_ms, f"{what}: timeout_server_ms"),
         "balance": balance,
         "hash_type": hash_type,
         "http_reuse": None if mode != "http" else ("safe" if _http(vs).connection_reuse else "never"),
@@ -437,6 +465,170 @@ def _backend_view(vs: VsSpec, pool: PoolSpec, mode: str, any_ipv6: bool, tuning:
         "dynamic_servers": cookie is None,
         "servers": servers,
     }
+
+
+# --- limits and HTTP policies --------------------------------------------------------------------
+
+MAX_TIMEOUT_MS = 86_400_000  # also what "no limit" (0) renders as: HAProxy warns about a 0 timeout
+_CIDRS_PER_LINE = 16  # HAProxy reads at most 64 words on a line
+_POLICY_VAR = "txn.fulcrum_policy"
+_REDIRECT_CODES = (301, 302, 303, 307, 308)
+_DN_FIELD = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,63}")
+_EXTENSION = re.compile(r"[A-Za-z0-9_~+-]{1,64}")
+_ABSOLUTE_URL = re.compile(r"[Hh][Tt][Tt][Pp][Ss]?://[^/?#]")
+_COMPARE = {
+    MatchCompare.EQUAL_TO: "-m str",
+    MatchCompare.STARTS_WITH: "-m beg",
+    MatchCompare.ENDS_WITH: "-m end",
+    MatchCompare.CONTAINS: "-m sub",
+    MatchCompare.REGEX: "-m reg",
+}
+# What each match type compares. The Host header loses its port; FILE_TYPE is the extension of the
+# path's last segment: the segment, emptied when it has no dot, then what follows its last dot.
+_CRITERION = {
+    MatchType.HOST_NAME: "req.hdr(host),regsub(:[0-9]+$,)",
+    MatchType.PATH: "path",
+    MatchType.FILE_TYPE: "path,field(-1,/),regsub(^[^.]*$,),field(-1,.)",
+    MatchType.SSL_CONN_HAS_CERT: "ssl_c_used",
+    MatchType.SSL_VERIFY_RESULT: "ssl_c_verify",
+}
+
+
+def _timeout(value: int | None, what: str) -> int | None:
+    if value is None:
+        return None
+    if not 0 <= value <= MAX_TIMEOUT_MS:
+        raise RenderError(f"{what}: {value} ms is out of 0..{MAX_TIMEOUT_MS}")
+    return value or MAX_TIMEOUT_MS
+
+
+def _limits_view(vs: VsSpec, stage: str, what: str) -> View:
+    """Connection limit, client timeout, source filter and inspect delay of a VS's frontend."""
+    if vs.connection_limit is not None and not 1 <= vs.connection_limit <= 1_000_000:
+        raise RenderError(f"{what}: connection_limit {vs.connection_limit} is out of 1..1000000")
+    networks = []
+    for cidr in vs.allowed_cidrs:
+        try:
+            networks.append(ipaddress.ip_network(cidr, strict=False).compressed)
+        except ValueError:
+            raise RenderError(f"{what}: allowed_cidrs: {cidr!r} is not a network") from None
+    networks = list(dict.fromkeys(networks))
+    inspect_delay = vs.tcp_inspect_delay_ms  # 0: inspect what has arrived, wait for nothing
+    if inspect_delay is not None and not 0 <= inspect_delay <= MAX_TIMEOUT_MS:
+        raise RenderError(f"{what}: tcp_inspect_delay_ms {inspect_delay} is out of 0..{MAX_TIMEOUT_MS}")
+    allowed = None
+    if networks:
+        chunks = [networks[i : i + _CIDRS_PER_LINE] for i in range(0, len(networks), _CIDRS_PER_LINE)]
+        allowed = {"stage": stage, "lines": [" ".join(chunk) for chunk in chunks]}
+    return {
+        "maxconn": vs.connection_limit,
+        "timeout_client_ms": _timeout(vs.timeout_client_ms, f"{what}: timeout_client_ms"),
+        "allowed": allowed,
+        "inspect_delay_ms": inspect_delay,
+    }
+
+
+def _match_value(match: HttpMatchSpec, what: str) -> str:
+    value = match.value
+    if not value or not is_printable(value, allow_space=True):
+        raise RenderError(f"{what}: value {value!r} is empty or has control characters")
+    if match.compare is MatchCompare.REGEX:
+        try:
+            check_regex(value)
+        except RegexError as error:
+            raise RenderError(f"{what}: value {value!r}: {error}") from None
+    elif match.type is MatchType.FILE_TYPE and not _EXTENSION.fullmatch(value):
+        raise RenderError(f"{what}: value {value!r} is not a file extension")
+    elif match.type is MatchType.SSL_VERIFY_RESULT and not (value.isascii() and value.isdigit()):
+        raise RenderError(f"{what}: value {value!r} is not a verify result number")
+    return quote(value)
+
+
+def _acl_view(name: str, match: HttpMatchSpec, what: str) -> tuple[View, bool]:
+    """One named ACL for `match`, and whether the policy's condition negates it."""
+    kind, negate = match.type, match.invert
+    only_equal = kind in (MatchType.SSL_CONN_HAS_CERT, MatchType.SSL_VERIFY_RESULT)
+    if only_equal and match.compare is not MatchCompare.EQUAL_TO:
+        raise RenderError(f"{what}: {kind.value} matches only compare with EQUAL_TO")
+    if kind is MatchType.FILE_TYPE and match.compare not in (MatchCompare.EQUAL_TO, MatchCompare.REGEX):
+        raise RenderError(f"{what}: FILE_TYPE matches only compare with EQUAL_TO or REGEX")
+    if kind is MatchType.SSL_CONN_HAS_CERT:
+        if match.value not in ("True", "False"):
+            raise RenderError(f"{what}: SSL_CONN_HAS_CERT takes True or False, not {match.value!r}")
+        # A boolean fetch: the ACL holds when the client sent a certificate.
+        return {"name": name, "criterion": _CRITERION[kind], "flags": None, "value": None}, (
+            negate != (match.value == "False")
+        )
+    if kind in (MatchType.HEADER, MatchType.COOKIE, MatchType.SSL_DN_FIELD):
+        key = match.key or ""
+        if kind is MatchType.SSL_DN_FIELD and not _DN_FIELD.fullmatch(key):
+            raise RenderError(f"{what}: key {key!r} is not a distinguished name field")
+        # A quote would open a quoted argument inside the fetch's parentheses.
+        if not is_token(key) or "'" in key:
+            raise RenderError(f"{what}: key {key!r} is not a valid HTTP token")
+        fetch = {MatchType.HEADER: "req.hdr", MatchType.COOKIE: "req.cook"}.get(kind, "ssl_c_s_dn")
+        criterion = quote(f"{fetch}({key})")
+    else:
+        criterion = _CRITERION[kind]
+    flags = "-m int" if kind is MatchType.SSL_VERIFY_RESULT else _COMPARE[match.compare]
+    if kind is MatchType.HOST_NAME:
+        flags += " -i"  # host names are case-insensitive
+    # `--` ends the flags, so a value like `-i` stays a value.
+    return {"name": name, "criterion": criterion, "flags": flags, "value": _match_value(match, what)}, negate
+
+
+def _redirect_location(policy: HttpPolicySpec, what: str) -> str:
+    location = policy.location or ""
+    if not _ABSOLUTE_URL.match(location) or not is_printable(location, allow_space=False):
+        raise RenderError(f"{what}: location {location!r} is not an http(s) URL with a host")
+    if policy.action is PolicyAction.REDIRECT_PREFIX:
+        location = location.rstrip("/")  # HAProxy appends the request's path, which starts with a slash
+    return quote_logformat(location)  # redirect targets are log-format strings in http-request rules
+
+
+def _policies_view(vs: VsSpec, mode: str, routes: dict[str, str], what: str) -> View | None:
+    """ACLs and rules that apply the VS's HTTP policies in order, first match winning.
+
+    HAProxy runs every `http-request` rule before any `use_backend`, so rule order alone cannot give
+    "first match wins" across redirects, rejects and pool routes. Instead, each policy in turn sets
+    `txn.fulcrum_policy` to its position when its matches hold and no earlier policy matched; then
+    one rule per policy acts on exactly that position.
+    """
+    if not vs.http_policies:
+        return None
+    if mode != "http":
+        raise RenderError(f"{what}: HTTP policies need an HTTP virtual service")
+    acls: list[View] = []
+    selects: list[View] = []
+    actions: list[View] = []
+    route_rules: list[View] = []
+    for index, policy in enumerate(vs.http_policies, start=1):
+        where = f"{what}: HTTP policy {policy.name!r}"
+        if not policy.matches:
+            raise RenderError(f"{where}: has no match")
+        terms = []
+        for number, match in enumerate(policy.matches, start=1):
+            acl, negate = _acl_view(f"fulcrum_p{index}_m{number}", match, f"{where}: match {number}")
+            acls.append(acl)
+            terms.append(f"!{acl['name']}" if negate else acl["name"])
+        selects.append({"index": index, "condition": " ".join(terms)})
+        if policy.action is PolicyAction.POOL:
+            backend = routes.get(policy.pool_uuid or "")
+            if backend is None:
+                raise RenderError(f"{where}: pool {policy.pool_uuid!r} is not one of the VS's pools")
+            route_rules.append({"index": index, "backend": backend})
+            continue
+        if policy.action is PolicyAction.REJECT:
+            rule = "deny deny_status 403"
+        else:
+            if policy.redirect_code not in _REDIRECT_CODES:
+                raise RenderError(
+                    f"{where}: redirect code {policy.redirect_code} is not one of {_REDIRECT_CODES}"
+                )
+            kind = "location" if policy.action is PolicyAction.REDIRECT_URL else "prefix"
+            rule = f"redirect {kind} {_redirect_location(policy, where)} code {policy.redirect_code}"
+        actions.append({"index": index, "rule": rule})
+    return {"var": _POLICY_VAR, "acls": acls, "selects": selects, "actions": actions, "routes": route_rules}
 
 
 # --- frontends ------------------------------------------------------------------------------------
@@ -474,6 +666,7 @@ def _http_view(vs: VsSpec, what: str) -> View:
             quote(_token(settings.xff_header, f"{what}: xff_header")) if settings.xff_enabled else None
         ),
         "x_forwarded_proto": settings.x_forwarded_proto,
+        "x_forwarded_port": settings.x_forwarded_port,
         "redirect_to_https": settings.redirect_to_https,
         "hsts_max_age_s": HSTS_MAX_AGE_S if settings.hsts else None,
         "request_timeout_ms": max(settings.request_timeout_ms, 1),
@@ -527,7 +720,12 @@ def _log_view(
 
 
 def _frontend_view(
-    vs: VsSpec, mode: str, backend: str | None, paths: RuntimePaths, analytics: AnalyticsSettings
+    vs: VsSpec,
+    mode: str,
+    backend: str | None,
+    routes: dict[str, str],
+    paths: RuntimePaths,
+    analytics: AnalyticsSettings,
 ) -> tuple[View, list[View]]:
     """The frontend doing the VS's work: on the VIPs ("direct"), or behind a distributor ("worker")."""
     what = f"virtual service {vs.name!r}"
@@ -565,7 +763,11 @@ def _frontend_view(
         "binds": binds,
         "log": _log_view(vs, kind, mode, paths, analytics),
         "metrics": vs.metrics,
+        # Behind a distributor, `tcp-request connection` rules see the distributor's address; session
+        # rules see the client address the PROXY header carries.
+        **_limits_view(vs, "connection" if scaleout is None else "session", what),
         "http": _http_view(vs, what) if mode == "http" else None,
+        "policies": _policies_view(vs, mode, routes, what),
         "backend": backend,
     }
     return frontend, files
@@ -592,6 +794,7 @@ def _distributor_views(vs: VsSpec, scaleout: ScaleOutSpec) -> tuple[View, View]:
                 "id": ids[peer.se_uuid],
                 "weight": 1,
                 "state": "drain" if peer.state is PeerState.DRAIN else "ready",
+                "backup": False,
                 "cookie": None,
                 "check": True,
                 "check_port": check_port,  # a port offset has no port of its own to check
@@ -603,6 +806,10 @@ def _distributor_views(vs: VsSpec, scaleout: ScaleOutSpec) -> tuple[View, View]:
     if len(set(names)) != len(names):
         raise RenderError(f"{what}: scale-out peers are not unique")
     peers_backend = distributor_backend_name(vs.uuid)
+    # A distributor relays bytes: a connection is idle there while the client thinks and while the
+    # server does, so both of its timeouts are the longer of the VS's client and server timeouts.
+    idle = [t for t in (vs.timeout_client_ms, vs.timeout_server_ms) if t is not None]
+    tunnel_ms = _timeout(None if not idle else (0 if 0 in idle else max(idle)), f"{what}: timeouts")
     frontend = {
         "kind": "distributor",
         "name": distributor_frontend_name(vs.uuid),
@@ -611,7 +818,12 @@ def _distributor_views(vs: VsSpec, scaleout: ScaleOutSpec) -> tuple[View, View]:
         "mode": "tcp",
         "binds": [_bind(address) for address, _ in _vip_addresses(vs, what)],
         "log": None,  # the worker that serves the connection logs it
+        # The distributor sees the client's own address: it refuses other sources at accept.
+        **_limits_view(vs, "connection", what),
+        "timeout_client_ms": tunnel_ms,
+        "inspect_delay_ms": None,
         "http": None,
+        "policies": None,
         "backend": peers_backend,
     }
     backend = {
@@ -621,6 +833,8 @@ def _distributor_views(vs: VsSpec, scaleout: ScaleOutSpec) -> tuple[View, View]:
         "pool_uuid": None,
         "description": display_text(f"scale-out peers of virtual service {vs.name} ({vs.uuid})"),
         "mode": "tcp",
+        "timeout_connect_ms": None,
+        "timeout_server_ms": tunnel_ms,
         "balance": "roundrobin",
         "hash_type": None,
         "http_reuse": None,
@@ -662,12 +876,21 @@ def build_view(config: SeConfig, paths: RuntimePaths, tuning: Tuning | None = No
         if vs.pool is not None:
             backend = _backend_view(vs, vs.pool, mode, any_ipv6, tuning)
             backends.append(backend)
+        routes = {vs.pool.uuid: backend["name"]} if vs.pool is not None and backend else {}
+        for extra in vs.extra_pools:
+            if extra.uuid in routes:
+                raise RenderError(f"virtual service {vs.name!r}: pool {extra.name!r} is listed twice")
+            extra_backend = _backend_view(
+                vs, extra, mode, any_ipv6, tuning, pool_backend_name(vs.uuid, extra.uuid)
+            )
+            backends.append(extra_backend)
+            routes[extra.uuid] = extra_backend["name"]
         if vs.role is VsRole.STANDBY:
             continue  # warm and health-checked, ready to take the VIP over
         if vs.role is VsRole.SECONDARY and vs.scaleout is None:
             raise RenderError(f"virtual service {vs.name!r}: a SECONDARY needs a scaleout spec")
         pool_backend = backend["name"] if backend else None
-        frontend, vs_files = _frontend_view(vs, mode, pool_backend, paths, config.analytics)
+        frontend, vs_files = _frontend_view(vs, mode, pool_backend, routes, paths, config.analytics)
         frontends.append(frontend)
         files.extend(vs_files)
         if vs.role is VsRole.PRIMARY and vs.scaleout is not None:

@@ -38,9 +38,7 @@ class Snapshot:
             if type_name not in TYPES:
                 continue
             for obj in repo.all_of_type(conn, type_name):
-                if (
-                    caller.is_system_admin or obj.tenant_uuid in (caller.tenant_uuid, admin_tenant_uuid)
-                ):
+                if caller.is_system_admin or obj.tenant_uuid in (caller.tenant_uuid, admin_tenant_uuid):
                     found[obj.uuid] = obj
         metas = repo.all_metas(conn)
         snap = cls(found, metas, admin_tenant_uuid)
