@@ -38,6 +38,7 @@ log = logging.getLogger("fulcrum.se")
 LONG_POLL_S = 25.0
 RETRY_FAILED_S = 3.0  # a refused config is retried this often: its cause (a busy port) may go away
 MAX_BACKOFF_S = 2.0
+EARLY_BEAT_S = 0.05  # after an apply, the next heartbeat waits only this long
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,10 @@ class Agent:
         self._token: str = bootstrap["token"]
         self.client = client or ControllerClient(bootstrap["controller_url"], self.se_uuid)
         self._stop = threading.Event()
+        # Set after a config is applied: the next heartbeat goes out at once (with the new servers'
+        # health), so the controller sees a new VS up without waiting out the interval.
+        self._beat_now = threading.Event()
+        self._engine_family: dict[int, psutil.Process] = {}
         self._applied: wire.SeConfig | None = None
         self._applied_version = 0  # last version applied successfully (what heartbeats report)
         self._seen_version = 0  # last version received, applied or not (what the long-poll asks past)
@@ -140,6 +145,7 @@ class Agent:
                 self._applied_version = config.version
                 self._interval = config.heartbeat_interval_s
             self.logbook.settings = config.analytics
+            self._beat_now.set()
             return wire.Ack(
                 version=config.version,
                 status=wire.AckStatus.APPLIED,
@@ -187,9 +193,9 @@ class Agent:
         cpu, rss = self._process.cpu_percent(None), self._process.memory_info().rss
         if engine is not None:
             try:
-                family = [psutil.Process(engine), *psutil.Process(engine).children()]
-                cpu += sum(p.cpu_percent(None) for p in family)
-                rss += sum(p.memory_info().rss for p in family)
+                cpu_share, engine_rss = self._engine_usage(engine)
+                cpu += cpu_share
+                rss += engine_rss
             except psutil.Error:
                 pass
         self._meter.observe_memory(rss)
@@ -205,6 +211,21 @@ class Agent:
             peers=tuple(peers),
         )
 
+    def _engine_usage(self, engine: int) -> tuple[float, int]:
+        """CPU percent and RSS of HAProxy's master and workers. The Process objects are kept between
+        beats: `cpu_percent` measures since the previous call on the same object (a new one reads 0)."""
+        pids = {engine, *(child.pid for child in psutil.Process(engine).children())}
+        for gone in set(self._engine_family) - pids:
+            del self._engine_family[gone]
+        cpu, rss = 0.0, 0
+        for pid in pids:
+            process = self._engine_family.get(pid)
+            if process is None:
+                process = self._engine_family[pid] = psutil.Process(pid)
+            cpu += process.cpu_percent(None)
+            rss += process.memory_info().rss
+        return cpu, rss
+
     def heartbeat_loop(self) -> None:
         while not self._stop.is_set():
             try:
@@ -213,7 +234,10 @@ class Agent:
                 log.debug("heartbeat not delivered: %s", exc)
             except Exception:
                 log.exception("heartbeat failed")
-            self._stop.wait(self._interval)
+            if self._beat_now.wait(self._interval):
+                # A config was just applied: give HAProxy a moment to load it, then report.
+                self._beat_now.clear()
+                self._stop.wait(EARLY_BEAT_S)
 
     def analytics_report(self) -> wire.AnalyticsReport | None:
         """The report of the interval since the previous call; None while analytics are off (the
@@ -287,6 +311,7 @@ class Agent:
 
     def stop(self) -> None:
         self._stop.set()
+        self._beat_now.set()
 
 
 def run_agent(run_dir: Path, driver: Driver) -> None:
