@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -269,6 +270,8 @@ class OctaviaService:
                 "Invalid input: VIP must contain one of: vip_port_id, vip_network_id, vip_subnet_id."
             )
         tenant = self._target_tenant(caller, spec)
+        if spec.flavor_id is not None:  # one spelling of the id (case, dashes), as flavors are keyed
+            spec.flavor_id = str(uuid.UUID(spec.flavor_id))
         lb_id = ids.new_id()
         lb_uuid = f"vsvip-{lb_id}"
 
