@@ -335,3 +335,41 @@ def test_a_pending_load_balancer_refuses_changes_with_409(client: TestClient) ->
         client.put(f"/v2/lbaas/loadbalancers/{lb['id']}", json={"loadbalancer": {"name": "n"}}).status_code
         == 409
     )
+
+
+def test_app_cookie_tls_hello_and_exact_codes_map_to_native_features(client: TestClient) -> None:
+    body = {
+        "loadbalancer": {
+            "vip_subnet_id": subnet_id(client),
+            "listeners": [
+                {"protocol": "HTTP", "protocol_port": 80, "default_pool": {
+                    "protocol": "HTTP", "lb_algorithm": "ROUND_ROBIN",
+                    "session_persistence": {"type": "APP_COOKIE", "cookie_name": "JSESSIONID"},
+                    "healthmonitor": {"type": "HTTP", "delay": 5, "timeout": 3, "max_retries": 2,
+                                      "expected_codes": "200,202"}}},
+                {"protocol": "HTTPS", "protocol_port": 443, "default_pool": {
+                    "protocol": "HTTPS", "lb_algorithm": "LEAST_CONNECTIONS",
+                    "healthmonitor": {"type": "TLS-HELLO", "delay": 5, "timeout": 3, "max_retries": 2}}},
+            ],
+        }
+    }  # fmt: skip
+    lb = ok(client.post("/v2/lbaas/loadbalancers", json=body), 201)["loadbalancer"]
+    pools = {p["protocol"]: p for p in ok(client.get("/v2/lbaas/pools"))["pools"]}
+    assert pools["HTTP"]["session_persistence"]["type"] == "APP_COOKIE"
+    assert pools["HTTP"]["session_persistence"]["cookie_name"] == "JSESSIONID"
+    native = ok(client.get(f"/api/pool/pool-{pools['HTTP']['id']}"))
+    profile = ok(client.get(native["application_persistence_profile_ref"]))
+    assert profile["app_cookie_persistence_profile"]["cookie_name"] == "JSESSIONID"
+    http_hm = ok(client.get(f"/api/healthmonitor/healthmonitor-{pools['HTTP']['healthmonitor_id']}"))
+    assert http_hm["http_monitor"]["http_response_codes"] == "200,202"
+    tls_hm = ok(client.get(f"/v2/lbaas/healthmonitors/{pools['HTTPS']['healthmonitor_id']}"))["healthmonitor"]
+    assert tls_hm["type"] == "TLS-HELLO"
+    listeners = {x["protocol"]: x for x in ok(client.get("/v2/lbaas/listeners"))["listeners"]}
+    vs = ok(client.get(f"/api/virtualservice/virtualservice-{listeners['HTTP']['id']}"))
+    assert vs["application_profile_ref"].endswith(
+        ok(client.get("/api/applicationprofile", params={"name": "System-HTTP-Plain"}))["results"][0]["uuid"]
+    )
+    ok(client.delete(f"/v2/lbaas/loadbalancers/{lb['id']}", params={"cascade": "true"}), 204)
+    # The pool's own app-cookie profile went with it.
+    names = [p["name"] for p in ok(client.get("/api/applicationpersistenceprofile"))["results"]]
+    assert all(n.startswith("System-") for n in names), names

@@ -385,6 +385,29 @@ HM = {"name": "hm", "type": "HEALTH_MONITOR_HTTP"}
         pytest.param({"http_monitor": {"http_request_host": "bad host"}}, False, id="host-header-space"),
         pytest.param({"http_monitor": {"http_request_host": "Example.COM"}}, True, id="host-header-ok"),
         pytest.param({"http_monitor": {"http_response_code": []}}, False, id="no-response-codes"),
+        pytest.param({"http_monitor": {"http_response_codes": "200"}}, True, id="exact-code"),
+        pytest.param({"http_monitor": {"http_response_codes": "200-204"}}, True, id="exact-range"),
+        pytest.param({"http_monitor": {"http_response_codes": "200,202,301"}}, True, id="exact-list"),
+        pytest.param({"http_monitor": {"http_response_codes": "200,300-302"}}, True, id="exact-mixed"),
+        pytest.param({"http_monitor": {"http_response_codes": "100-599"}}, True, id="exact-everything"),
+        pytest.param({"http_monitor": {"http_response_codes": ""}}, False, id="exact-empty"),
+        pytest.param({"http_monitor": {"http_response_codes": "099"}}, False, id="exact-below-100"),
+        pytest.param({"http_monitor": {"http_response_codes": "200-600"}}, False, id="exact-above-599"),
+        pytest.param({"http_monitor": {"http_response_codes": "204-200"}}, False, id="exact-backwards"),
+        pytest.param({"http_monitor": {"http_response_codes": "200, 201"}}, False, id="exact-space"),
+        pytest.param({"http_monitor": {"http_response_codes": "200,"}}, False, id="exact-trailing-comma"),
+        pytest.param({"http_monitor": {"http_response_codes": "2000"}}, False, id="exact-four-digits"),
+        pytest.param({"http_monitor": {"http_response_codes": "200-"}}, False, id="exact-open-range"),
+        pytest.param(
+            {"http_monitor": {"http_response_codes": "200-201-202"}}, False, id="exact-double-range"
+        ),
+        pytest.param(
+            {"http_monitor": {"http_response_codes": "\uff12\uff10\uff10"}},
+            False,
+            id="exact-fullwidth-digits",
+        ),
+        pytest.param({"http_monitor": {"http_response_codes": "200\n"}}, False, id="exact-newline"),
+        pytest.param({"http_monitor": {"http_response_codes": 200}}, False, id="exact-number"),
         pytest.param({"https_monitor": {}}, False, id="https-monitor-on-http-type"),
         pytest.param({"monitor_port": 0}, False, id="monitor-port-0"),
     ],
@@ -395,6 +418,35 @@ def test_health_monitor(extra: dict[str, Any], ok: bool) -> None:
         _valid(objects.HealthMonitor, body)
     else:
         _invalid(objects.HealthMonitor, body)
+
+
+@pytest.mark.parametrize(
+    ("text", "codes"),
+    [
+        ("200", (200,)),
+        ("200-204", (200, 201, 202, 203, 204)),
+        ("301,200,202", (200, 202, 301)),
+        ("200-202,201,404", (200, 201, 202, 404)),
+        ("599-599", (599,)),
+    ],
+)
+def test_expected_status_codes_expand_ranges_sorted_and_distinct(text: str, codes: tuple[int, ...]) -> None:
+    assert objects.expected_status_codes(text) == codes
+
+
+def test_expected_status_codes_span_at_most_every_code_from_100_to_599() -> None:
+    every = ",".join(str(code) for code in range(100, 600))
+    assert len(every) <= objects.STATUS_CODES_MAX_LENGTH
+    assert objects.expected_status_codes(every) == tuple(range(100, 600))
+    assert objects.expected_status_codes("100-599") == tuple(range(100, 600))
+
+
+@pytest.mark.parametrize("monitor_type", ["HEALTH_MONITOR_TLS_HELLO", "HEALTH_MONITOR_TCP"])
+def test_connection_monitors_take_no_http_settings(monitor_type: str) -> None:
+    plain = objects.HealthMonitor.model_validate({"name": "t", "type": monitor_type, "monitor_port": 8443})
+    assert (plain.http_monitor, plain.https_monitor) == (None, None)
+    for sub in ("http_monitor", "https_monitor"):
+        _invalid(objects.HealthMonitor, {"name": "t", "type": monitor_type, sub: {}})
 
 
 def test_health_monitor_defaults() -> None:
@@ -589,6 +641,8 @@ def test_http_tokens(token: str, ok: bool) -> None:
 
 # --- profiles -------------------------------------------------------------------------------------
 
+APP = {"cookie_name": "SESSIONID"}
+
 
 @pytest.mark.parametrize(
     ("body", "ok"),
@@ -601,6 +655,69 @@ def test_http_tokens(token: str, ok: bool) -> None:
         ),
         pytest.param({"http_cookie_persistence_profile": {}}, False, id="ip-with-cookie-profile"),
         pytest.param({"ip_persistence_profile": {"ip_mask": 129}}, False, id="mask-too-long"),
+        pytest.param(
+            {"persistence_type": "PERSISTENCE_TYPE_APP_COOKIE", "app_cookie_persistence_profile": APP},
+            True,
+            id="app-cookie",
+        ),
+        pytest.param(
+            {
+                "persistence_type": "PERSISTENCE_TYPE_APP_COOKIE",
+                "app_cookie_persistence_profile": {"cookie_name": "JSESSIONID", "timeout": 1440},
+            },
+            True,
+            id="app-cookie-a-day",
+        ),
+        pytest.param(
+            {"persistence_type": "PERSISTENCE_TYPE_APP_COOKIE"}, False, id="app-cookie-without-name"
+        ),
+        pytest.param(
+            {"persistence_type": "PERSISTENCE_TYPE_APP_COOKIE", "app_cookie_persistence_profile": {}},
+            False,
+            id="app-cookie-empty-profile",
+        ),
+        *(
+            pytest.param(
+                {
+                    "persistence_type": "PERSISTENCE_TYPE_APP_COOKIE",
+                    "app_cookie_persistence_profile": {**APP, **change},
+                },
+                False,
+                id=f"app-cookie-{label}",
+            )
+            for label, change in (
+                ("timeout-0", {"timeout": 0}),
+                ("timeout-above-a-day", {"timeout": 1441}),
+                ("name-space", {"cookie_name": "SESSION ID"}),
+                ("name-quote", {"cookie_name": "it's"}),
+                ("name-paren", {"cookie_name": "a)b"}),
+                ("unknown-field", {"path": "/"}),
+            )
+        ),
+        pytest.param(
+            {
+                "persistence_type": "PERSISTENCE_TYPE_APP_COOKIE",
+                "app_cookie_persistence_profile": APP,
+                "http_cookie_persistence_profile": {},
+            },
+            False,
+            id="app-cookie-with-http-cookie-profile",
+        ),
+        pytest.param(
+            {
+                "persistence_type": "PERSISTENCE_TYPE_APP_COOKIE",
+                "app_cookie_persistence_profile": APP,
+                "ip_persistence_profile": {},
+            },
+            False,
+            id="app-cookie-with-ip-profile",
+        ),
+        pytest.param({"app_cookie_persistence_profile": APP}, False, id="ip-with-app-cookie-profile"),
+        pytest.param(
+            {"persistence_type": "PERSISTENCE_TYPE_HTTP_COOKIE", "app_cookie_persistence_profile": APP},
+            False,
+            id="http-cookie-with-app-cookie-profile",
+        ),
     ],
 )
 def test_persistence_profile(body: dict[str, Any], ok: bool) -> None:
@@ -608,6 +725,25 @@ def test_persistence_profile(body: dict[str, Any], ok: bool) -> None:
         _valid(objects.ApplicationPersistenceProfile, {"name": "p", **body})
     else:
         _invalid(objects.ApplicationPersistenceProfile, {"name": "p", **body})
+
+
+def test_app_cookie_persistence_names_the_applications_cookie_and_forgets_after_30_minutes() -> None:
+    profile = objects.ApplicationPersistenceProfile.model_validate(
+        {
+            "name": "p",
+            "persistence_type": "PERSISTENCE_TYPE_APP_COOKIE",
+            "app_cookie_persistence_profile": APP,
+        }
+    )
+    assert profile.app_cookie_persistence_profile == objects.AppCookiePersistence(cookie_name="SESSIONID")
+    assert profile.app_cookie_persistence_profile.timeout == 30
+    # Only the chosen kind has a sub-profile: none is filled in for the others.
+    assert (profile.http_cookie_persistence_profile, profile.ip_persistence_profile) == (None, None)
+    missing = _invalid(
+        objects.ApplicationPersistenceProfile,
+        {"name": "p", "persistence_type": "PERSISTENCE_TYPE_APP_COOKIE"},
+    )
+    assert "app_cookie_persistence_profile" in missing
 
 
 @pytest.mark.parametrize(

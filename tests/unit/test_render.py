@@ -3,6 +3,7 @@ stay data, unsafe values are refused, and every rendered example passes `haproxy
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -395,6 +396,67 @@ L7_SCALED = L7.model_copy(
     }
 )
 
+# Exact expected status codes, TLS-hello checks (alone and chained) and app-cookie persistence.
+TLS_HELLO = MonitorSpec(name="tls", type=MonitorType.TLS_HELLO, interval_s=5, timeout_s=2, rise=2, fall=3)
+CHECKS = (
+    VsSpec(
+        uuid="virtualservice-session",
+        name="session",
+        tenant_uuid="t",
+        vips=("10.0.0.70",),
+        listeners=(ListenerSpec(port=80),),
+        app_type=AppType.HTTP,
+        http=HttpSettings(xff_enabled=False),
+        pool=PoolSpec(
+            uuid="pool-session",
+            name="session",
+            algorithm=Algorithm.ROUND_ROBIN,
+            servers=(srv("10.9.0.1", 8080),),
+            monitors=(HTTP_MONITOR.model_copy(update={"http_status_codes": (200,)}),),
+            persistence=PersistenceSpec(
+                kind=PersistenceKind.APP_COOKIE, cookie_name="JSESSIONID", app_cookie_timeout_s=900
+            ),
+        ),
+    ),
+    VsSpec(
+        uuid="virtualservice-chained",
+        name="chained",
+        tenant_uuid="t",
+        vips=("10.0.0.71",),
+        listeners=(ListenerSpec(port=80),),
+        app_type=AppType.HTTP,
+        pool=PoolSpec(
+            uuid="pool-chained",
+            name="chained",
+            algorithm=Algorithm.ROUND_ROBIN,
+            servers=(srv("10.9.0.2", 80),),
+            monitors=(
+                HTTP_MONITOR.model_copy(
+                    update={"http_status_codes": (*range(200, 205), 301, 302, 404, *range(500, 600))}
+                ),
+                TLS_HELLO.model_copy(update={"port": 8443}),
+            ),
+        ),
+    ),
+    # An L4 VS: a TLS-hello check alone is a plain connect over TLS; cookies are not seen in L4.
+    VsSpec(
+        uuid="virtualservice-tls",
+        name="tls",
+        tenant_uuid="t",
+        vips=("10.0.0.72",),
+        listeners=(ListenerSpec(port=443),),
+        app_type=AppType.L4,
+        pool=PoolSpec(
+            uuid="pool-tls",
+            name="tls",
+            algorithm=Algorithm.ROUND_ROBIN,
+            servers=(srv("10.9.0.3", 443),),
+            monitors=(TLS_HELLO,),
+            persistence=PersistenceSpec(kind=PersistenceKind.APP_COOKIE, cookie_name="JSESSIONID"),
+        ),
+    ),
+)
+
 EXAMPLES = {
     "web": SeConfig(se_uuid="se-1", version=7, virtualservices=(WEB,)),
     "tcp": SeConfig(se_uuid="se-1", version=8, virtualservices=(TCP, SSL)),
@@ -404,6 +466,7 @@ EXAMPLES = {
     ),
     "l7": SeConfig(se_uuid="se-1", version=11, virtualservices=(L7, L7_NO_DEFAULT, L4_LIMITED)),
     "l7-scaleout": SeConfig(se_uuid="se-1", version=12, virtualservices=(L7_SCALED,)),
+    "checks": SeConfig(se_uuid="se-1", version=13, virtualservices=CHECKS),
 }
 
 PREAMBLE = """\
@@ -867,6 +930,87 @@ backend bd_virtualservice-l7s from fulcrum_tcp
 """  # noqa: E501
 
 
+# Exact status codes: one code is `expect status`, several a regex of exactly them; a TLS-hello step
+# is a connect with TLS (on the server line when it is the first or only check); app-cookie
+# persistence learns the application's cookie from responses, and means nothing to an L4 VS.
+EXPECTED_CHECKS = """\
+frontend fe_virtualservice-session from fulcrum_http
+    mode http
+    description "virtual service session (virtualservice-session)"
+    bind 10.0.0.70:80
+    log unix@/run/fulcrum/se-1/log.sock len 4096 format raw local0
+    log-format "h1 %Ts.%ms %f %b %s %ci %cp %Th %Ti %TR %Tw %Tc %Tr %Ta %ST %U %B %tsc %sslv %HM %{+Q}HU"
+    option dontlognull
+    acl fulcrum_answered status lt 400
+    acl fulcrum_fast date(0,ms),sub(txn.fulcrum_t0) lt 1000
+    acl fulcrum_unsampled rand(1000000) ge 10000
+    http-request set-var(txn.fulcrum_t0) date(0,ms)
+    http-response set-log-level silent if fulcrum_answered fulcrum_fast fulcrum_unsampled
+    timeout http-request 10000ms
+    timeout http-keep-alive 30000ms
+    default_backend be_virtualservice-session
+
+frontend fe_virtualservice-chained from fulcrum_http
+    mode http
+    description "virtual service chained (virtualservice-chained)"
+    bind 10.0.0.71:80
+    log unix@/run/fulcrum/se-1/log.sock len 4096 format raw local0
+    log-format "h1 %Ts.%ms %f %b %s %ci %cp %Th %Ti %TR %Tw %Tc %Tr %Ta %ST %U %B %tsc %sslv %HM %{+Q}HU"
+    option dontlognull
+    acl fulcrum_answered status lt 400
+    acl fulcrum_fast date(0,ms),sub(txn.fulcrum_t0) lt 1000
+    acl fulcrum_unsampled rand(1000000) ge 10000
+    http-request set-var(txn.fulcrum_t0) date(0,ms)
+    http-response set-log-level silent if fulcrum_answered fulcrum_fast fulcrum_unsampled
+    timeout http-request 10000ms
+    timeout http-keep-alive 30000ms
+    option forwardfor header X-Forwarded-For
+    default_backend be_virtualservice-chained
+
+frontend fe_virtualservice-tls from fulcrum_tcp
+    mode tcp
+    description "virtual service tls (virtualservice-tls)"
+    bind 10.0.0.72:443
+    log unix@/run/fulcrum/se-1/log.sock len 4096 format raw local0
+    log-format "t1 %Ts.%ms %f %b %s %ci %cp %Th %Tw %Tc %Tt %U %B %tsc %sslv"
+    default_backend be_virtualservice-tls
+
+backend be_virtualservice-session from fulcrum_http
+    mode http
+    description "pool session (pool-session)"
+    balance roundrobin
+    http-reuse safe
+    stick-table type string len 64 size 100k expire 900s
+    stick store-response res.cook(JSESSIONID)
+    stick match req.cook(JSESSIONID)
+    option httpchk
+    http-check send meth GET uri /healthz ver HTTP/1.1 hdr Host www.example.com
+    http-check expect status 200
+    timeout check 2s
+    server 10.9.0.1_8080 10.9.0.1:8080 id 586640933 weight 1 check inter 5s fall 3 rise 2
+
+backend be_virtualservice-chained from fulcrum_http
+    mode http
+    description "pool chained (pool-chained)"
+    balance roundrobin
+    http-reuse safe
+    option httpchk
+    http-check connect default
+    http-check send meth GET uri /healthz ver HTTP/1.1 hdr Host www.example.com
+    http-check expect rstatus ^(20[0-4]|30[12]|404|5[0-9][0-9])$
+    http-check connect port 8443 ssl
+    timeout check 2s
+    server 10.9.0.2_80 10.9.0.2:80 id 645605982 weight 1 check inter 5s fall 3 rise 2 verify none
+
+backend be_virtualservice-tls from fulcrum_tcp
+    mode tcp
+    description "pool tls (pool-tls)"
+    balance roundrobin
+    timeout check 2s
+    server 10.9.0.3_443 10.9.0.3:443 id 679675581 weight 1 check inter 5s fall 3 rise 2 check-ssl verify none
+"""
+
+
 @pytest.mark.parametrize(
     ("example", "expected"),
     [
@@ -876,6 +1020,7 @@ backend bd_virtualservice-l7s from fulcrum_tcp
         ("scaleout", EXPECTED_SCALEOUT),
         ("l7", EXPECTED_L7),
         ("l7-scaleout", EXPECTED_L7_SCALEOUT),
+        ("checks", EXPECTED_CHECKS),
     ],
 )
 def test_examples_render_to_the_expected_text(example: str, expected: str) -> None:
@@ -1238,6 +1383,23 @@ def _with_monitor(**changes: object) -> SeConfig:
         (_with_monitor(http_request="GET / HTTP/2"), "version"),
         (_with_monitor(http_request="G(T /"), "method"),
         (_with_monitor(http_status_classes=(2, 7)), "status classes"),
+        (_with_monitor(http_status_codes=(200, 600)), "status codes"),
+        (_with_pool(monitors=(TLS_HELLO, HTTP_MONITOR)), "must come after the HTTP monitors"),
+        (
+            _with_pool(
+                monitors=(HTTP_MONITOR, TLS_HELLO.model_copy(update={"type": MonitorType.TCP}), HTTP_MONITOR)
+            ),
+            "must come after the HTTP monitors",
+        ),
+        (_with_monitor(http_status_codes=(99,)), "status codes"),
+        (
+            _with_pool(persistence=PersistenceSpec(kind=PersistenceKind.APP_COOKIE, cookie_name="a b")),
+            "cookie_name",
+        ),
+        (
+            _with_pool(persistence=PersistenceSpec(kind=PersistenceKind.APP_COOKIE, cookie_name="a'b")),
+            "cookie_name",
+        ),
         (_with_vs(vips=("10.0.0.1:80 ssl crt /etc/shadow",)), "not an IP address"),
         (_with_vs(certificates=()), "needs at least one certificate"),
         (_with_vs(listeners=(ListenerSpec(port=70000),)), "out of range"),
@@ -1315,6 +1477,23 @@ def test_unsafe_values_are_refused_with_a_message_naming_them(config: SeConfig, 
     assert complaint in str(error.value)
 
 
+def _expect_of(codes: tuple[int, ...]) -> str:
+    step = build_view(_with_monitor(http_status_codes=codes), PATHS)["backends"][0]["check"]["steps"][0]
+    return str(step["expect"])
+
+
+@given(st.sets(st.integers(min_value=100, max_value=599), min_size=1))
+def test_expected_status_codes_match_exactly_those_codes(codes: set[int]) -> None:
+    kind, pattern = _expect_of(tuple(codes)).split(" ")
+    if len(codes) == 1:
+        assert (kind, pattern) == ("status", str(codes.pop()))
+        return
+    assert kind == "rstatus"
+    assert quote(pattern) == pattern.replace("$", "\\$").join('""')  # digits and regex syntax only
+    assert len(pattern) <= 2 + 50 * 26  # at most one term per ten, whatever the number of codes
+    assert {code for code in range(100, 600) if re.search(pattern, str(code))} == codes
+
+
 def test_run_directories_that_would_need_quoting_are_refused() -> None:
     for bad in ("relative/dir", "/tmp/with space", "/tmp/a#b", "/tmp/" + "x" * 100):
         with pytest.raises(ValueError, match="run directory"):
@@ -1384,6 +1563,34 @@ def test_hostile_match_values_and_keys_pass_haproxy_check(tmp_path: Path) -> Non
     paths.state_file.write_text("1\n")
     cfg = tmp_path / "hostile.cfg"
     cfg.write_text(render(build_view(SeConfig(se_uuid="se-1", version=1, virtualservices=(vs,)), paths)))
+
+    valid, message = HAProxyProcess(tmp_path).check(cfg)
+
+    assert valid, message
+    assert "[WARNING]" not in message, message
+
+
+def test_hostile_app_cookie_names_pass_haproxy_check(tmp_path: Path) -> None:
+    if shutil.which("haproxy") is None:
+        pytest.fail(HAPROXY_MISSING)
+    assert WEB.pool is not None
+    vss = tuple(
+        WEB.model_copy(
+            update={
+                "uuid": f"virtualservice-{i}",
+                "listeners": (ListenerSpec(port=8000 + i),),
+                "certificates": (),
+                "pool": WEB.pool.model_copy(
+                    update={"persistence": PersistenceSpec(kind=PersistenceKind.APP_COOKIE, cookie_name=name)}
+                ),
+            }
+        )
+        for i, name in enumerate(("a#b", "$HOME", "x!%&*+.^_`|~-", "$X$", "#"))
+    )
+    paths = RuntimePaths(tmp_path)
+    paths.state_file.write_text("1\n")
+    cfg = tmp_path / "cookies.cfg"
+    cfg.write_text(render(build_view(SeConfig(se_uuid="se-1", version=1, virtualservices=vss), paths)))
 
     valid, message = HAProxyProcess(tmp_path).check(cfg)
 

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from fulcrum.controller.services import se_config
+from fulcrum.controller.services.bootstrap import DEFAULT_OBJECTS
 from fulcrum.controller.store.repo import StoredObject
 from fulcrum.model import objects as schemas
 from fulcrum.protocol import se as wire
@@ -128,6 +129,78 @@ def test_monitors_and_persistence() -> None:
     assert spec.pool.persistence == wire.PersistenceSpec(
         kind=wire.PersistenceKind.HTTP_COOKIE, cookie_name="SRV", cookie_max_age_s=600
     )
+
+
+def _monitor_spec(body: dict[str, Any]) -> wire.MonitorSpec:
+    hm = obj("healthmonitor", "hm-1", schemas.HealthMonitor, {"name": "h", **body})
+    spec = build(world(PROFILE_HTTP, VSVIP, pool(health_monitor_refs=["/api/healthmonitor/hm-1"]), hm))
+    assert spec.pool is not None
+    (monitor,) = spec.pool.monitors
+    return monitor
+
+
+def test_tls_hello_monitors_reach_the_spec_with_their_port() -> None:
+    monitor = _monitor_spec({"type": "HEALTH_MONITOR_TLS_HELLO", "monitor_port": 8443})
+    assert (monitor.type, monitor.port) == (wire.MonitorType.TLS_HELLO, 8443)
+
+
+def test_connect_only_monitors_chain_after_the_http_ones() -> None:
+    tls = obj(
+        "healthmonitor", "hm-tls", schemas.HealthMonitor, {"name": "tls", "type": "HEALTH_MONITOR_TLS_HELLO"}
+    )
+    http = obj(
+        "healthmonitor", "hm-http", schemas.HealthMonitor, {"name": "web", "type": "HEALTH_MONITOR_HTTP"}
+    )
+    items = world(PROFILE_HTTP, VSVIP, tls, http)
+    last = pool(health_monitor_refs=["/api/healthmonitor/hm-http", "/api/healthmonitor/hm-tls"])
+    spec = build({**items, "pool-1": last})
+    assert spec.pool is not None
+    assert [m.type for m in spec.pool.monitors] == [wire.MonitorType.HTTP, wire.MonitorType.TLS_HELLO]
+    first = pool(health_monitor_refs=["/api/healthmonitor/hm-tls", "/api/healthmonitor/hm-http"])
+    with pytest.raises(se_config.Unsupported, match=r"'tls' .* must come after the pool's HTTP"):
+        build({**items, "pool-1": first})
+
+
+@pytest.mark.parametrize(
+    ("codes", "expected"),
+    [
+        (None, ()),  # the classes decide
+        ("200", (200,)),
+        ("200-204", (200, 201, 202, 203, 204)),
+        ("301,200,202", (200, 202, 301)),
+    ],
+)
+def test_exact_status_codes_are_expanded_for_the_se(codes: str | None, expected: tuple[int, ...]) -> None:
+    http = {"http_response_code": ["HTTP_2XX"], **({"http_response_codes": codes} if codes else {})}
+    for kind, sub in (("HEALTH_MONITOR_HTTP", "http_monitor"), ("HEALTH_MONITOR_HTTPS", "https_monitor")):
+        monitor = _monitor_spec({"type": kind, sub: http})
+        assert (monitor.http_status_codes, monitor.http_status_classes) == (expected, (2,))
+
+
+def test_app_cookie_persistence_reaches_the_spec_in_seconds() -> None:
+    app = obj(
+        "applicationpersistenceprofile", "pp-1", schemas.ApplicationPersistenceProfile,
+        {"name": "a", "persistence_type": "PERSISTENCE_TYPE_APP_COOKIE",
+         "app_cookie_persistence_profile": {"cookie_name": "JSESSIONID", "timeout": 15}},
+    )  # fmt: skip
+    spec = build(world(PROFILE_HTTP, VSVIP, pool(application_persistence_profile_ref="/api/x/pp-1"), app))
+    assert spec.pool is not None
+    assert spec.pool.persistence == wire.PersistenceSpec(
+        kind=wire.PersistenceKind.APP_COOKIE, cookie_name="JSESSIONID", app_cookie_timeout_s=900
+    )
+
+
+def test_the_builtin_plain_http_profile_inserts_no_headers() -> None:
+    (body,) = [
+        b for t, b, _ in DEFAULT_OBJECTS if t == "applicationprofile" and b["name"] == "System-HTTP-Plain"
+    ]
+    plain = obj("applicationprofile", "ap-plain", schemas.ApplicationProfile, body)
+    spec = build(world(plain, VSVIP, pool()), vs(application_profile_ref="/api/x/ap-plain"))
+    assert spec.app_type == wire.AppType.HTTP
+    assert spec.http == wire.HttpSettings(xff_enabled=False)
+    # A VS can still ask for X-Forwarded-For itself.
+    target = vs(application_profile_ref="/api/x/ap-plain", insert_headers=["X-Forwarded-For"])
+    assert build(world(plain, VSVIP, pool()), target).http == wire.HttpSettings()
 
 
 def test_certificates_carry_their_key() -> None:

@@ -61,6 +61,7 @@ class HealthMonitorType(StrEnum):
     HEALTH_MONITOR_PING = "HEALTH_MONITOR_PING"
     HEALTH_MONITOR_UDP = "HEALTH_MONITOR_UDP"
     HEALTH_MONITOR_DNS = "HEALTH_MONITOR_DNS"
+    HEALTH_MONITOR_TLS_HELLO = "HEALTH_MONITOR_TLS_HELLO"  # the server completes a TLS handshake
 
 
 class HttpResponseCode(StrEnum):
@@ -82,6 +83,7 @@ class ApplicationProfileType(StrEnum):
 class PersistenceType(StrEnum):
     PERSISTENCE_TYPE_CLIENT_IP_ADDRESS = "PERSISTENCE_TYPE_CLIENT_IP_ADDRESS"
     PERSISTENCE_TYPE_HTTP_COOKIE = "PERSISTENCE_TYPE_HTTP_COOKIE"
+    PERSISTENCE_TYPE_APP_COOKIE = "PERSISTENCE_TYPE_APP_COOKIE"  # a cookie the application itself sets
 
 
 class FlowDist(StrEnum):

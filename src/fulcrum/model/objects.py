@@ -206,6 +206,31 @@ class ServiceEngine(Strict):
 # --- application objects --------------------------------------------------------------------------
 
 
+_STATUS_CODES = re.compile(r"[0-9]{3}(-[0-9]{3})?(,[0-9]{3}(-[0-9]{3})?)*")
+STATUS_CODES_MAX_LENGTH = 2048  # room for every code from 100 to 599 listed one by one
+
+
+def expected_status_codes(text: str) -> tuple[int, ...]:
+    """The HTTP status codes that Octavia-style `text` names, sorted and distinct.
+
+    `text` is a code (`200`), a range (`200-204`) or a comma-separated list of codes and ranges
+    (`200,202,301`), without spaces; every code is between 100 and 599.
+    """
+    if not _STATUS_CODES.fullmatch(text):
+        raise ValueError(f"{text!r} is not a list of status codes such as 200, 200-204 or 200,202,301")
+    codes: set[int] = set()
+    for item in text.split(","):
+        low, _, high = item.partition("-")
+        first, last = int(low), int(high or low)
+        for code in (first, last):
+            if not 100 <= code <= 599:
+                raise ValueError(f"status code {code} is out of 100..599")
+        if first > last:
+            raise ValueError(f"status code range {item} ends below its start")
+        codes.update(range(first, last + 1))
+    return tuple(sorted(codes))
+
+
 class HttpMonitor(Strict):
     http_request: Annotated[
         str,
@@ -219,7 +244,16 @@ class HttpMonitor(Strict):
     http_response_code: list[HttpResponseCode] = Field(
         default_factory=lambda: [HttpResponseCode.HTTP_2XX, HttpResponseCode.HTTP_3XX], min_length=1
     )
+    # Exact status codes ("200", "200-204", "200,202,301"); when set, they replace http_response_code.
+    http_response_codes: Annotated[str | None, Field(max_length=STATUS_CODES_MAX_LENGTH)] = None
     http_request_host: Hostname | None = None
+
+    @field_validator("http_response_codes")
+    @classmethod
+    def _codes_parse(cls, value: str | None) -> str | None:
+        if value is not None:
+            expected_status_codes(value)
+        return value
 
 
 class HealthMonitor(Strict):
@@ -619,25 +653,53 @@ class IpPersistence(Strict):
     ip_mask: Annotated[int, Field(ge=1, le=128)] | None = None
 
 
+class AppCookiePersistence(Strict):
+    """Persistence on a cookie the application sets itself (a session id): the SE learns which server
+    set each value and sends requests carrying that value to the same server."""
+
+    cookie_name: HttpToken
+    # Minutes without a response setting, or a request carrying, a value before it is forgotten.
+    timeout: Annotated[int, Field(ge=1, le=1440)] = 30
+
+    @field_validator("cookie_name")
+    @classmethod
+    def _no_quote(cls, value: str) -> str:
+        # The name is an argument of HAProxy's cookie fetches, where a quote would start a quoted string.
+        if "'" in value:
+            raise ValueError("must not contain a single quote (')")
+        return value
+
+
 class ApplicationPersistenceProfile(Strict):
     name: Name
     description: Description = ""
     persistence_type: PersistenceType = PersistenceType.PERSISTENCE_TYPE_CLIENT_IP_ADDRESS
     http_cookie_persistence_profile: HttpCookiePersistence | None = None
+    app_cookie_persistence_profile: AppCookiePersistence | None = None
     ip_persistence_profile: IpPersistence | None = None
 
     @model_validator(mode="after")
     def _profile_matches_type(self) -> ApplicationPersistenceProfile:
-        cookie = self.persistence_type == PersistenceType.PERSISTENCE_TYPE_HTTP_COOKIE
-        if cookie:
-            if self.ip_persistence_profile is not None:
-                raise ValueError("ip_persistence_profile is only valid with client-IP persistence")
+        kind = self.persistence_type
+        only_with = {
+            "http_cookie_persistence_profile": (PersistenceType.PERSISTENCE_TYPE_HTTP_COOKIE, "HTTP-cookie"),
+            "app_cookie_persistence_profile": (PersistenceType.PERSISTENCE_TYPE_APP_COOKIE, "app-cookie"),
+            "ip_persistence_profile": (PersistenceType.PERSISTENCE_TYPE_CLIENT_IP_ADDRESS, "client-IP"),
+        }
+        for field, (wanted, label) in only_with.items():
+            if kind != wanted and getattr(self, field) is not None:
+                raise ValueError(f"{field} is only valid with {label} persistence")
+        if kind == PersistenceType.PERSISTENCE_TYPE_HTTP_COOKIE:
             self.http_cookie_persistence_profile = (
                 self.http_cookie_persistence_profile or HttpCookiePersistence()
             )
+        elif kind == PersistenceType.PERSISTENCE_TYPE_APP_COOKIE:
+            if self.app_cookie_persistence_profile is None:
+                # No default: the cookie is the application's, and only its owner knows its name.
+                raise ValueError(
+                    "app_cookie_persistence_profile (its cookie_name) is required with app-cookie persistence"
+                )
         else:
-            if self.http_cookie_persistence_profile is not None:
-                raise ValueError("http_cookie_persistence_profile is only valid with HTTP-cookie persistence")
             self.ip_persistence_profile = self.ip_persistence_profile or IpPersistence()
         return self
 

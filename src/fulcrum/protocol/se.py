@@ -54,11 +54,13 @@ class MonitorType(StrEnum):
     TCP = "TCP"
     HTTP = "HTTP"
     HTTPS = "HTTPS"
+    TLS_HELLO = "TLS_HELLO"  # up when the server completes a TLS handshake; nothing is sent after it
 
 
 class PersistenceKind(StrEnum):
     CLIENT_IP = "CLIENT_IP"
-    HTTP_COOKIE = "HTTP_COOKIE"
+    HTTP_COOKIE = "HTTP_COOKIE"  # a cookie the SE inserts, naming the server
+    APP_COOKIE = "APP_COOKIE"  # the application's own cookie (`cookie_name`), learnt from its responses
 
 
 class ServerSpec(_Wire):
@@ -83,13 +85,15 @@ class MonitorSpec(_Wire):
     http_request: str = "HEAD / HTTP/1.0"
     http_host: str | None = None
     http_status_classes: tuple[int, ...] = (2, 3)  # 2 = 2xx, 3 = 3xx, ...; empty = any
+    http_status_codes: tuple[int, ...] = ()  # exact codes (100..599); when given, instead of the classes
 
 
 class PersistenceSpec(_Wire):
     kind: PersistenceKind
-    cookie_name: str = "FULCRUM_PERSIST"
+    cookie_name: str = "FULCRUM_PERSIST"  # HTTP_COOKIE: the cookie inserted; APP_COOKIE: the one learnt
     cookie_max_age_s: int = 0  # 0 = session cookie
     ip_timeout_s: int = 300
+    app_cookie_timeout_s: int = 1800  # APP_COOKIE: a value unseen for this long is forgotten
 
 
 class PoolSpec(_Wire):

@@ -27,6 +27,17 @@ DEFAULT_OBJECTS: list[tuple[str, dict[str, Any], str]] = [
     ("serviceenginegroup", {"name": "Default-Group", "cloud_ref": "Default-Cloud"}, "protected"),
     ("applicationprofile", {"name": "System-HTTP", "type": "APPLICATION_PROFILE_TYPE_HTTP"}, "builtin"),
     (
+        # For servers that must not be told the client's address (Octavia listeners without
+        # insert_headers): a virtual service can still turn X-Forwarded-For on with insert_headers.
+        "applicationprofile",
+        {
+            "name": "System-HTTP-Plain",
+            "type": "APPLICATION_PROFILE_TYPE_HTTP",
+            "http_profile": {"xff_enabled": False},
+        },
+        "builtin",
+    ),
+    (
         "applicationprofile",
         {
             "name": "System-Secure-HTTP",

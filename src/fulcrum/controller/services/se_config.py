@@ -12,6 +12,7 @@ from typing import Any
 
 from fulcrum.controller.services import refs
 from fulcrum.controller.store.repo import StoredObject
+from fulcrum.model.objects import expected_status_codes
 from fulcrum.protocol import se as wire
 
 ALGORITHMS = {
@@ -29,6 +30,7 @@ MONITORS = {
     "HEALTH_MONITOR_TCP": wire.MonitorType.TCP,
     "HEALTH_MONITOR_HTTP": wire.MonitorType.HTTP,
     "HEALTH_MONITOR_HTTPS": wire.MonitorType.HTTPS,
+    "HEALTH_MONITOR_TLS_HELLO": wire.MonitorType.TLS_HELLO,
 }
 APP_TYPES = {
     "APPLICATION_PROFILE_TYPE_HTTP": wire.AppType.HTTP,
@@ -67,6 +69,7 @@ def monitor_spec(hm: StoredObject) -> wire.MonitorSpec:
             f"health monitor {hm.name!r}: type {data['type']} is not supported by the data plane yet"
         )
     http = data.get("http_monitor") or data.get("https_monitor") or {}
+    codes = http.get("http_response_codes")
     classes = tuple(
         int(code[5])
         for code in http.get("http_response_code", ["HTTP_2XX", "HTTP_3XX"])
@@ -83,6 +86,7 @@ def monitor_spec(hm: StoredObject) -> wire.MonitorSpec:
         http_request=http.get("http_request", "HEAD / HTTP/1.0"),
         http_host=http.get("http_request_host"),
         http_status_classes=() if "HTTP_ANY" in http.get("http_response_code", []) else classes,
+        http_status_codes=expected_status_codes(codes) if codes else (),
     )
 
 
@@ -115,6 +119,15 @@ def pool_spec(pool: StoredObject, lookup: Lookup) -> wire.PoolSpec:
         hm = _get(lookup, ref)
         if hm is not None:
             monitors.append(monitor_spec(hm))
+    http = (wire.MonitorType.HTTP, wire.MonitorType.HTTPS)
+    if any(m.type in http for m in monitors):
+        # HAProxy chains HTTP checks with connect-only ones (TCP, TLS hello) only when those come last.
+        for monitor in monitors[:-1]:
+            if monitor.type not in http:
+                raise Unsupported(
+                    f"pool {pool.name!r}: health monitor {monitor.name!r} ({monitor.type.value}) must come "
+                    "after the pool's HTTP(S) health monitors"
+                )
     persistence = None
     profile = _get(lookup, data.get("application_persistence_profile_ref"))
     if profile is not None:
@@ -125,6 +138,13 @@ def pool_spec(pool: StoredObject, lookup: Lookup) -> wire.PoolSpec:
                 kind=wire.PersistenceKind.HTTP_COOKIE,
                 cookie_name=cookie["cookie_name"],
                 cookie_max_age_s=cookie["timeout"] * 60,
+            )
+        elif pdata["persistence_type"] == "PERSISTENCE_TYPE_APP_COOKIE":
+            app = pdata["app_cookie_persistence_profile"]
+            persistence = wire.PersistenceSpec(
+                kind=wire.PersistenceKind.APP_COOKIE,
+                cookie_name=app["cookie_name"],
+                app_cookie_timeout_s=app["timeout"] * 60,
             )
         else:
             ip = pdata["ip_persistence_profile"]

@@ -17,7 +17,17 @@ Decisions worth knowing:
 * A disabled server is `disabled` (maintenance) in the file; at runtime it goes to `drain` when its pool
   has a graceful disable timeout, otherwise to `maint` (see `server_state`).
 * Several health monitors on one pool are chained (each opens its own connection); the check timing
-  (interval, rise, fall) is the first monitor's, the check timeout is the largest.
+  (interval, rise, fall) is the first monitor's, the check timeout is the largest. With HTTP monitors
+  in the chain, a connect-only monitor (TCP, TLS_HELLO) must be the last one: HAProxy's http-check
+  needs an expect between two connects.
+* A TLS_HELLO monitor is a connect with TLS (`check-ssl`, or `ssl` on a chained connect) and nothing
+  else: HAProxy counts the connection only once the handshake completed, so a server that does not
+  speak TLS is down. (`option ssl-hello-chk` sends an SSLv3 hello that current servers refuse.)
+* Exact expected status codes win over status classes: one code renders `expect status <code>`,
+  several an anchored regex of exactly those codes, one term per ten at most (`_codes_regex`).
+* APP_COOKIE persistence learns the application's own cookie: a string stick table (keyed on the
+  value's first `APP_COOKIE_KEY_LENGTH` bytes) stores the server from the response that set it and
+  matches it on requests carrying it. Like HTTP_COOKIE, it applies to HTTP virtual services only.
 * Roles (elastic HA): a STANDBY SE renders only the VS's backend (servers health-checked, warm) and
   binds nothing, whatever `scaleout` says. A PRIMARY without `scaleout` binds the VIPs directly
   (frontend kind "direct"); a SECONDARY without `scaleout` is an error.
@@ -74,6 +84,7 @@ from fulcrum.protocol.se import (
     MonitorType,
     PeerState,
     PersistenceKind,
+    PersistenceSpec,
     PolicyAction,
     PoolSpec,
     ScaleOutSpec,
@@ -93,6 +104,7 @@ _SAFE_PATH = re.compile(r"/[A-Za-z0-9_./+@,=-]*")
 _HTTP_VERSIONS = ("HTTP/1.0", "HTTP/1.1")
 _MAX_NAME = 64
 HSTS_MAX_AGE_S = 31536000
+APP_COOKIE_KEY_LENGTH = 64  # bytes of an application cookie's value that app-cookie persistence keys on
 # Health checks of scale-out peers: a dead peer leaves the rotation within about two seconds.
 PEER_CHECK_INTERVAL_S = 1
 PEER_CHECK_FALL = 2
@@ -170,6 +182,7 @@ class Tuning:
     # Old workers keep serving their connections after a reload; this bounds how long (e.g. L4 tunnels).
     hard_stop_after_s: int = 300
     stick_table_size: str = "1m"
+    app_cookie_table_size: str = "100k"  # entries of app-cookie persistence tables (64-byte keys)
 
 
 # --- names ----------------------------------------------------------------------------------------
@@ -303,11 +316,52 @@ def _status_regex(classes: tuple[int, ...], what: str) -> str:
     return f"^{digits}" if len(digits) == 1 else f"^[{digits}]"
 
 
+def _digit_class(digits: list[int]) -> str:
+    """`4`, `[0-4]` or `[12]`: a regex of exactly these digits (sorted, distinct)."""
+    if len(digits) == 1:
+        return str(digits[0])
+    if len(digits) > 2 and digits == list(range(digits[0], digits[-1] + 1)):
+        return f"[{digits[0]}-{digits[-1]}]"
+    return "[" + "".join(str(d) for d in digits) + "]"
+
+
+def _codes_regex(codes: list[int]) -> str:
+    """An anchored regex matching exactly `codes` (sorted, distinct, 100..599), at most 50 terms long:
+    within a hundred, tens that allow the same units share a term (200-204,301 -> ^(20[0-4]|301)$)."""
+    terms = []
+    for hundred in sorted({c // 100 for c in codes}):
+        tens_by_units: dict[tuple[int, ...], list[int]] = {}
+        for ten in range(10):
+            units = tuple(c % 10 for c in codes if c // 10 == hundred * 10 + ten)
+            if units:
+                tens_by_units.setdefault(units, []).append(ten)
+        terms += [
+            f"{hundred}{_digit_class(tens)}{_digit_class(list(units))}"
+            for units, tens in tens_by_units.items()
+        ]
+    return "^(" + "|".join(terms) + ")$"
+
+
+def _status_expect(monitor: MonitorSpec, what: str) -> str:
+    """The `http-check expect` of a monitor: its exact codes when it has them, else its classes."""
+    if not monitor.http_status_codes:
+        return f"rstatus {_status_regex(monitor.http_status_classes, what)}"
+    codes = sorted(set(monitor.http_status_codes))
+    if not 100 <= codes[0] <= codes[-1] <= 599:
+        raise RenderError(f"{what}: status codes must be between 100 and 599")
+    # The regex is built from digits only: nothing in it needs quoting.
+    return f"status {codes[0]}" if len(codes) == 1 else f"rstatus {_codes_regex(codes)}"
+
+
 # --- health checks --------------------------------------------------------------------------------
+
+_HTTP_MONITORS = (MonitorType.HTTP, MonitorType.HTTPS)
+# Monitors that connect with TLS (see the module docstring on TLS_HELLO).
+_TLS_MONITORS = (MonitorType.HTTPS, MonitorType.TLS_HELLO)
 
 
 def _check_step(monitor: MonitorSpec, first: bool, what: str) -> View:
-    is_http = monitor.type in (MonitorType.HTTP, MonitorType.HTTPS)
+    is_http = monitor.type in _HTTP_MONITORS
     step: View = {
         # The first step uses the server's own check settings (port/addr/check-ssl on the server line).
         "connect": {"default": first, "port": None if first else monitor.port, "ssl": False},
@@ -317,7 +371,7 @@ def _check_step(monitor: MonitorSpec, first: bool, what: str) -> View:
     if not first:
         if monitor.port is not None:
             _port(monitor.port, what)
-        step["connect"]["ssl"] = monitor.type is MonitorType.HTTPS
+        step["connect"]["ssl"] = monitor.type in _TLS_MONITORS
     if is_http:
         method, uri, version = _monitor_request(monitor, what)
         host = None
@@ -326,7 +380,7 @@ def _check_step(monitor: MonitorSpec, first: bool, what: str) -> View:
                 raise RenderError(f"{what}: http_host {monitor.http_host!r} is empty or has control chars")
             host = quote_logformat(monitor.http_host)
         step["send"] = {"method": quote(method), "uri": quote(uri), "version": version, "host": host}
-        step["expect"] = _status_regex(monitor.http_status_classes, what)
+        step["expect"] = _status_expect(monitor, what)
     return step
 
 
@@ -337,8 +391,17 @@ def _check_view(monitors: tuple[MonitorSpec, ...], what: str) -> View | None:
     for monitor in monitors:
         if monitor.interval_s < 1 or monitor.timeout_s < 1 or monitor.rise < 1 or monitor.fall < 1:
             raise RenderError(f"{what}: monitor {monitor.name!r} timing values must be >= 1")
-    any_http = any(m.type in (MonitorType.HTTP, MonitorType.HTTPS) for m in monitors)
+    any_http = any(m.type in _HTTP_MONITORS for m in monitors)
     chained = len(monitors) > 1
+    if any_http:
+        # An http-check ruleset needs an expect between two connects: a monitor that only connects
+        # (TCP, TLS_HELLO) can be chained with HTTP monitors only as the last one.
+        for monitor in monitors[:-1]:
+            if monitor.type not in _HTTP_MONITORS:
+                raise RenderError(
+                    f"{what}: monitor {monitor.name!r} ({monitor.type.value}) must come after the HTTP "
+                    "monitors of the pool"
+                )
     steps = [_check_step(m, i == 0, f"{what}: monitor {m.name!r}") for i, m in enumerate(monitors)]
     if not chained:
         steps[0]["connect"] = None
@@ -351,9 +414,9 @@ def _check_view(monitors: tuple[MonitorSpec, ...], what: str) -> View | None:
         "rise": first.rise,
         "timeout_s": max(m.timeout_s for m in monitors),
         "port": first.port,
-        "check_ssl": first.type is MonitorType.HTTPS,
+        "check_ssl": first.type in _TLS_MONITORS,
         # Any TLS check needs an explicit `verify none`: health checks do not authenticate servers.
-        "verify_none": any(m.type is MonitorType.HTTPS for m in monitors),
+        "verify_none": any(m.type in _TLS_MONITORS for m in monitors),
     }
 
 
@@ -419,6 +482,21 @@ def _server_view(
     }
 
 
+def _app_cookie_stick(persistence: PersistenceSpec, tuning: Tuning, what: str) -> View:
+    """Learn the application's cookie: the server whose response set a value is where requests
+    carrying that value go (while it is up). Values are keyed on their first 64 bytes."""
+    name = _token(persistence.cookie_name, f"{what}: cookie_name")
+    if "'" in name:  # inside a fetch's parentheses a quote would open a quoted argument
+        raise RenderError(f"{what}: cookie_name {name!r} contains a quote")
+    return {
+        "type": "string",
+        "length": APP_COOKIE_KEY_LENGTH,
+        "size": tuning.app_cookie_table_size,
+        "expire_s": max(persistence.app_cookie_timeout_s, 1),
+        "rules": [f"store-response {quote(f'res.cook({name})')}", f"match {quote(f'req.cook({name})')}"],
+    }
+
+
 def _backend_view(
     vs: VsSpec, pool: PoolSpec, mode: str, any_ipv6: bool, tuning: Tuning, name: str | None = None
 ) -> View:
@@ -434,12 +512,16 @@ def _backend_view(
             "name": quote(_token(persistence.cookie_name, f"{what}: cookie_name")),
             "max_age_s": max(persistence.cookie_max_age_s, 0),
         }
+    elif persistence is not None and persistence.kind is PersistenceKind.APP_COOKIE and mode == "http":
+        stick = _app_cookie_stick(persistence, tuning, what)
     elif persistence is not None and persistence.kind is PersistenceKind.CLIENT_IP:
         stick = {
             # An ipv6 table also holds IPv4 clients (as mapped addresses).
             "type": "ipv6" if any_ipv6 else "ip",
+            "length": None,
             "size": tuning.stick_table_size,
             "expire_s": max(persistence.ip_timeout_s, 1),
+            "rules": ["on src"],
         }
     ids = server_numeric_ids([s.id for s in pool.servers])
     servers = [_server_view(s, pool, ids[s.id], check, cookie is not None, what) for s in pool.servers]

@@ -247,7 +247,7 @@ def healthmonitor(hm: StoredObject, snap: Snapshot, provisioning: str, operating
         view.update(
             http_method=method,
             url_path=path,
-            expected_codes=meta.get("expected_codes") or _codes_out(http["http_response_code"]),
+            expected_codes=http.get("http_response_codes") or _codes_out(http["http_response_code"]),
             http_version=float(version.removeprefix("HTTP/")) if version else 1.0,
             domain_name=http.get("http_request_host"),
         )

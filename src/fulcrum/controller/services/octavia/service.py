@@ -44,7 +44,8 @@ HM_TYPE_IN = {
     "PING": "HEALTH_MONITOR_PING",
     "TLS-HELLO": "HEALTH_MONITOR_TLS_HELLO",
 }
-HTTP_PROFILE = "/api/applicationprofile?name=System-HTTP"
+# Octavia listeners add only the headers `insert_headers` asks for: the profile without X-Forwarded-For.
+HTTP_PROFILE = "/api/applicationprofile?name=System-HTTP-Plain"
 L4_PROFILE = "/api/applicationprofile?name=System-L4-Application"
 # Pool protocols each listener protocol can use (Octavia's compatibility table, minus UDP/SCTP).
 POOL_PROTOCOLS = {
@@ -1163,6 +1164,7 @@ class OctaviaService:
             monitor: dict[str, Any] = {
                 "http_request": f"{method} {spec.url_path or '/'} HTTP/{version:.1f}",
                 "http_response_code": _code_classes(spec.expected_codes or "200"),
+                "http_response_codes": spec.expected_codes or "200",
             }
             if spec.domain_name:
                 monitor["http_request_host"] = spec.domain_name
