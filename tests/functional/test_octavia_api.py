@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from fulcrum.controller.services.octavia import ids
 from fulcrum.controller.services.octavia.status import StatusBook
+from support.certs import self_signed
 
 PASSWORD = "octavia-tests-pw-1"
 
@@ -373,3 +374,26 @@ def test_app_cookie_tls_hello_and_exact_codes_map_to_native_features(client: Tes
     # The pool's own app-cookie profile went with it.
     names = [p["name"] for p in ok(client.get("/api/applicationpersistenceprofile"))["results"]]
     assert all(n.startswith("System-") for n in names), names
+
+
+def test_terminated_https_listener_uses_fulcrum_certificates(client: TestClient) -> None:
+    cert, key = self_signed()
+    site = {"name": "site", "certificate": {"certificate": cert}, "key": key}
+    made = ok(client.post("/api/sslkeyandcertificate", json=site), 201)
+    cert_id = made["uuid"].removeprefix("sslkeyandcertificate-")
+    body = {"loadbalancer": {"vip_subnet_id": subnet_id(client), "listeners": [{
+        "protocol": "TERMINATED_HTTPS", "protocol_port": 443,
+        # A Barbican-style container URL whose last segment is the certificate's id works too.
+        "default_tls_container_ref": f"https://key-manager.example/v1/containers/{cert_id}",
+    }]}}  # fmt: skip
+    lb = ok(client.post("/v2/lbaas/loadbalancers", json=body), 201)["loadbalancer"]
+    [listener] = ok(client.get("/v2/lbaas/listeners", params={"loadbalancer_id": lb["id"]}))["listeners"]
+    assert listener["protocol"] == "TERMINATED_HTTPS"
+    vs = ok(client.get(f"/api/virtualservice/virtualservice-{listener['id']}"))
+    assert vs["services"] == [{"port": 443, "port_range_end": None, "enable_ssl": True}]
+    assert vs["ssl_key_and_certificate_refs"] == [made["url"]]
+    listener_body = {"protocol": "TERMINATED_HTTPS", "protocol_port": 8443,
+                     "default_tls_container_ref": str(uuid.uuid4())}  # fmt: skip
+    unknown = {"loadbalancer": {**body["loadbalancer"], "listeners": [listener_body]}}
+    refused = client.post("/v2/lbaas/loadbalancers", json=unknown)
+    assert refused.status_code == 400 and "sslkeyandcertificate" in refused.json()["faultstring"]
