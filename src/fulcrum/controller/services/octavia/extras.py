@@ -16,13 +16,12 @@ import uuid as uuidlib
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
 from sqlalchemy import Connection
 
 from fulcrum.controller.services import refs
 from fulcrum.controller.services.dataplane import DataPlane
 from fulcrum.controller.services.errors import Conflict, Forbidden, InvalidInput, NotFound
-from fulcrum.controller.services.objects import ObjectService, format_validation
+from fulcrum.controller.services.objects import ObjectService
 from fulcrum.controller.services.octavia import ids, render, schemas
 from fulcrum.controller.services.octavia.service import QUOTA_KINDS, parse
 from fulcrum.controller.services.rbac import Caller
@@ -50,23 +49,6 @@ def _usec() -> int:
 
 def _neutron_stamp(usec: int) -> str:
     return render.stamp(usec) + "Z"
-
-
-def _changes(body: Any, root: str) -> dict[str, Any]:
-    if not isinstance(body, dict) or not isinstance(body.get(root), dict):
-        raise InvalidInput(f"Invalid input: the request body must be an object with a '{root}' attribute")
-    changes: dict[str, Any] = body[root]
-    extra = sorted(set(changes) - schemas.UPDATABLE[root])
-    if extra:
-        raise InvalidInput(f"Invalid input for field/attribute {extra[0]}: cannot be changed on update")
-    return dict(changes)
-
-
-def _validated(model: type[BaseModel], data: dict[str, Any], root: str) -> Any:
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise InvalidInput(f"Invalid input for {root}: {format_validation(exc)}") from None
 
 
 class OctaviaExtras:
@@ -182,10 +164,10 @@ class OctaviaExtras:
         return self._profile_view(row)
 
     def update_profile(self, profile_id: str, body: Any) -> dict[str, Any]:
-        changes = _changes(body, "flavorprofile")
+        changes = schemas.updates(body, "flavorprofile")
         with self.objects.db.write() as conn:
             row = self._row(conn, "flavorprofile", "Flavor profile", profile_id)
-            spec = _validated(schemas.FlavorProfile, {**row.data, **changes}, "flavorprofile")
+            spec = schemas.validated(schemas.FlavorProfile, {**row.data, **changes}, "flavorprofile")
             self._check_profile(conn, spec)
             changed = spec.model_dump()
             behaviour = ("provider_name", "flavor_data")
@@ -248,10 +230,10 @@ class OctaviaExtras:
         return self._flavor_view(row)
 
     def update_flavor(self, flavor_id: str, body: Any) -> dict[str, Any]:
-        changes = _changes(body, "flavor")
+        changes = schemas.updates(body, "flavor")
         with self.objects.db.write() as conn:
             row = self._row(conn, "flavor", "Flavor", flavor_id)
-            spec = _validated(schemas.Flavor, {**row.data, **changes}, "flavor")
+            spec = schemas.validated(schemas.Flavor, {**row.data, **changes}, "flavor")
             self._check_flavor(conn, spec, row.key)
             row = MetaRow(row.key, row.kind, row.tenant_uuid, None, spec.model_dump(), row.created, _usec())
             repo.put_meta(conn, row)

@@ -5,10 +5,12 @@ with Octavia's "provider does not support" answer (501), so the caller learns wh
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from fulcrum.controller.services.errors import InvalidInput
+from fulcrum.controller.services.objects import format_validation
 from fulcrum.model.types import Hostname, IPAddress, Network, Port
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
@@ -237,3 +239,25 @@ UPDATABLE = {
     "flavor": {"name", "description", "enabled"},
     "flavorprofile": {"name", "provider_name", "flavor_data"},
 }  # fmt: skip
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def updates(body: Any, kind: str) -> dict[str, Any]:
+    """The attributes a PUT changes; anything Octavia does not let a PUT change is refused (400)."""
+    root = "rule" if kind == "l7rule" else kind
+    if not isinstance(body, dict) or not isinstance(body.get(root), dict):
+        raise InvalidInput(f"Invalid input: the request body must be an object with a '{root}' attribute")
+    changes = body[root]
+    extra = sorted(set(changes) - UPDATABLE[kind])
+    if extra:
+        raise InvalidInput(f"Invalid input for field/attribute {extra[0]}: cannot be changed on update")
+    return dict(changes)
+
+
+def validated(model: type[M], data: dict[str, Any], root: str) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidInput(f"Invalid input for {root}: {format_validation(exc)}") from None

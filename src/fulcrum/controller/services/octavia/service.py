@@ -348,7 +348,7 @@ class OctaviaService:
     def update_lb(self, caller: Caller, lb_id: str, body: Any) -> dict[str, Any]:
         snap0 = self.snapshot(caller)
         lb0 = self._find(snap0, "loadbalancer", lb_id)
-        changes = _updates(body, "loadbalancer")
+        changes = schemas.updates(body, "loadbalancer")
 
         def work(batch: Batch, snap: Snapshot) -> str:
             lb = self._find(snap, "loadbalancer", lb_id)
@@ -671,7 +671,7 @@ class OctaviaService:
     def update_listener(self, caller: Caller, listener_id: str, body: Any) -> dict[str, Any]:
         snap0 = self.snapshot(caller)
         vs0 = self._find(snap0, "listener", listener_id)
-        changes = _updates(body, "listener")
+        changes = schemas.updates(body, "listener")
         lb_uuid = snap0.lb_of_listener(vs0)
 
         def work(batch: Batch, snap: Snapshot) -> str:
@@ -682,7 +682,7 @@ class OctaviaService:
             merged.update(protocol=current["protocol"], protocol_port=current["protocol_port"])
             merged["allowed_cidrs"] = current["allowed_cidrs"]
             merged.update(changes)
-            spec = _model(schemas.Listener, merged, "listener")
+            spec = schemas.validated(schemas.Listener, merged, "listener")
             pool_uuid = None
             if spec.default_pool_id:
                 pool = self._find(snap, "pool", spec.default_pool_id)
@@ -935,7 +935,7 @@ class OctaviaService:
     def update_pool(self, caller: Caller, pool_id: str, body: Any) -> dict[str, Any]:
         snap0 = self.snapshot(caller)
         pool0 = self._find(snap0, "pool", pool_id)
-        changes = _updates(body, "pool")
+        changes = schemas.updates(body, "pool")
         lb_uuid = snap0.lb_of_pool(pool0)
 
         def work(batch: Batch, snap: Snapshot) -> str:
@@ -945,7 +945,7 @@ class OctaviaService:
             merged = {k: current[k] for k in schemas.UPDATABLE["pool"] if k in current}
             merged.update(protocol=current["protocol"], lb_algorithm=current["lb_algorithm"])
             merged.update(changes)
-            spec = _model(schemas.Pool, merged, "pool")
+            spec = schemas.validated(schemas.Pool, merged, "pool")
             name = (
                 self._native_name(batch, "pool", pool.tenant_uuid, spec.name, pool_id, pool.uuid)
                 if ("name" in changes)
@@ -1018,24 +1018,25 @@ class OctaviaService:
         self._write(caller, pool0.tenant_uuid, work)
         self._done(lb_uuid)
 
-    def _member_write(self, caller: Caller, pool_id: str, change: Change) -> None:
+    def _list_write(self, caller: Caller, kind: str, parent_id: str, field: str, change: Change) -> None:
+        """Change the members of a pool or the rules of a policy: a list inside one native object."""
         snap0 = self.snapshot(caller)
-        pool0 = self._find(snap0, "pool", pool_id)
-        lb_uuid = snap0.lb_of_pool(pool0)
+        parent0 = self._find(snap0, kind, parent_id)
+        lb_uuid = snap0.lb_of_pool(parent0) if kind == "pool" else snap0.lb_of_policy(parent0)[0]
 
         def work(batch: Batch, snap: Snapshot) -> str:
-            pool = self._find(snap, "pool", pool_id)
+            parent = self._find(snap, kind, parent_id)
             self._check_mutable(snap, lb_uuid)
-            servers = [dict(s) for s in pool.data["servers"]]
-            for s in servers:
-                s.setdefault("external_uuid", None)
-                if not s.get("external_uuid"):
-                    s["external_uuid"] = ids.member_id(pool.uuid, s, pool.data["default_server_port"])
-            new = change(batch, pool, servers)
-            batch.replace("pool", pool.uuid, {**pool.data, "servers": new})
+            items = [dict(i) for i in parent.data.get(field, [])]
+            if kind == "pool":  # servers made natively get the id Octavia has been showing for them
+                for s in items:
+                    s["external_uuid"] = ids.member_id(parent.uuid, s, parent.data["default_server_port"])
+            batch.replace(
+                ids.NATIVE_TYPE[kind], parent.uuid, {**parent.data, field: change(batch, parent, items)}
+            )
             return lb_uuid or ""
 
-        self._write(caller, pool0.tenant_uuid, work)
+        self._write(caller, parent0.tenant_uuid, work)
         self._done(lb_uuid)
 
     def create_member(self, caller: Caller, pool_id: str, body: Any) -> dict[str, Any]:
@@ -1055,11 +1056,11 @@ class OctaviaService:
                     )
             return [*servers, self._server(batch, spec, member_id, pool.tenant_uuid)]
 
-        self._member_write(caller, pool_id, change)
+        self._list_write(caller, "pool", pool_id, "servers", change)
         return self.show_member(caller, pool_id, member_id)
 
     def update_member(self, caller: Caller, pool_id: str, member_id: str, body: Any) -> dict[str, Any]:
-        changes = _updates(body, "member")
+        changes = schemas.updates(body, "member")
 
         def change(batch: Batch, pool: StoredObject, servers: list[dict[str, Any]]) -> list[dict[str, Any]]:
             for s in servers:
@@ -1074,7 +1075,7 @@ class OctaviaService:
                         "monitor_address": s.get("monitor_address"),
                         "monitor_port": s.get("monitor_port"),
                     }
-                    spec = _model(schemas.Member, {**current, **changes}, "member")
+                    spec = schemas.validated(schemas.Member, {**current, **changes}, "member")
                     s.update(self._server(batch, spec, member_id, pool.tenant_uuid))
                     if "tags" in changes:
                         self._meta(
@@ -1088,18 +1089,14 @@ class OctaviaService:
                     return servers
             raise NotFound(f"Member {member_id} could not be found.")
 
-        self._member_write(caller, pool_id, change)
+        self._list_write(caller, "pool", pool_id, "servers", change)
         return self.show_member(caller, pool_id, member_id)
 
     def delete_member(self, caller: Caller, pool_id: str, member_id: str) -> None:
-        def change(batch: Batch, pool: StoredObject, servers: list[dict[str, Any]]) -> list[dict[str, Any]]:
-            kept = [s for s in servers if s["external_uuid"] != member_id]
-            if len(kept) == len(servers):
-                raise NotFound(f"Member {member_id} could not be found.")
-            repo.delete_meta(batch.conn, [f"member:{member_id}"])
-            return kept
+        def change(batch: Batch, _pool: StoredObject, servers: Items) -> Items:
+            return _without(batch, servers, "external_uuid", member_id, "Member", "member")
 
-        self._member_write(caller, pool_id, change)
+        self._list_write(caller, "pool", pool_id, "servers", change)
 
     def batch_members(self, caller: Caller, pool_id: str, body: Any) -> None:
         if not isinstance(body, dict) or not isinstance(body.get("members"), list):
@@ -1128,7 +1125,7 @@ class OctaviaService:
             repo.delete_meta(batch.conn, gone)
             return new
 
-        self._member_write(caller, pool_id, change)
+        self._list_write(caller, "pool", pool_id, "servers", change)
 
     # --- health monitors --------------------------------------------------------------------------
 
@@ -1232,7 +1229,7 @@ class OctaviaService:
     def update_hm(self, caller: Caller, hm_id: str, body: Any) -> dict[str, Any]:
         snap0 = self.snapshot(caller)
         hm0 = self._find(snap0, "healthmonitor", hm_id)
-        changes = _updates(body, "healthmonitor")
+        changes = schemas.updates(body, "healthmonitor")
         lb_uuid = snap0.lb_of_hm(hm0)
 
         def work(batch: Batch, snap: Snapshot) -> str:
@@ -1242,7 +1239,7 @@ class OctaviaService:
             merged = {k: current[k] for k in schemas.UPDATABLE["healthmonitor"] if k in current}
             merged["type"] = current["type"]
             merged.update(changes)
-            spec = _model(schemas.HealthMonitor, merged, "healthmonitor")
+            spec = schemas.validated(schemas.HealthMonitor, merged, "healthmonitor")
             name = (
                 self._native_name(batch, "healthmonitor", hm.tenant_uuid, spec.name, hm_id, hm.uuid)
                 if ("name" in changes)
@@ -1434,7 +1431,7 @@ class OctaviaService:
     def update_policy(self, caller: Caller, policy_id: str, body: Any) -> dict[str, Any]:
         snap0 = self.snapshot(caller)
         policy0 = self._find(snap0, "l7policy", policy_id)
-        changes = _updates(body, "l7policy")
+        changes = schemas.updates(body, "l7policy")
         lb_uuid, _ = snap0.lb_of_policy(policy0)
 
         def work(batch: Batch, snap: Snapshot) -> str:
@@ -1447,7 +1444,7 @@ class OctaviaService:
                     merged.pop(field, None)
             merged.update(changes)
             merged = {k: v for k, v in merged.items() if v is not None}
-            spec = _model(schemas.L7Policy, merged, "l7policy")
+            spec = schemas.validated(schemas.L7Policy, merged, "l7policy")
             pool_uuid = (
                 self._find(snap, "pool", spec.redirect_pool_id).uuid if spec.redirect_pool_id else None
             )
@@ -1524,21 +1521,6 @@ class OctaviaService:
                 return rule
         raise NotFound(f"L7 Rule {rule_id} could not be found.")
 
-    def _rule_write(self, caller: Caller, policy_id: str, change: Change) -> None:
-        snap0 = self.snapshot(caller)
-        policy0 = self._find(snap0, "l7policy", policy_id)
-        lb_uuid, _ = snap0.lb_of_policy(policy0)
-
-        def work(batch: Batch, snap: Snapshot) -> str:
-            policy = self._find(snap, "l7policy", policy_id)
-            self._check_mutable(snap, lb_uuid)
-            matches = change(batch, policy, [dict(m) for m in policy.data.get("matches", [])])
-            batch.replace("httppolicyset", policy.uuid, {**policy.data, "matches": matches})
-            return lb_uuid or ""
-
-        self._write(caller, policy0.tenant_uuid, work)
-        self._done(lb_uuid)
-
     def create_rule(self, caller: Caller, policy_id: str, body: Any) -> dict[str, Any]:
         spec = parse(schemas.L7Rule, body, "rule")
         rule_id = ids.new_id()
@@ -1548,11 +1530,11 @@ class OctaviaService:
             self._quota(batch, snap, policy.tenant_uuid, "l7rule")
             return [*matches, self._rule(batch, spec, rule_id, policy.tenant_uuid)]
 
-        self._rule_write(caller, policy_id, change)
+        self._list_write(caller, "l7policy", policy_id, "matches", change)
         return self.show_rule(caller, policy_id, rule_id)
 
     def update_rule(self, caller: Caller, policy_id: str, rule_id: str, body: Any) -> dict[str, Any]:
-        changes = _updates(body, "l7rule")
+        changes = schemas.updates(body, "l7rule")
 
         def change(batch: Batch, policy: StoredObject, matches: list[dict[str, Any]]) -> list[dict[str, Any]]:
             for index, m in enumerate(matches):
@@ -1565,23 +1547,27 @@ class OctaviaService:
                         "invert": m.get("invert", False),
                         "admin_state_up": m.get("enabled", True),
                     }
-                    spec = _model(schemas.L7Rule, {**current, **changes}, "rule")
+                    spec = schemas.validated(schemas.L7Rule, {**current, **changes}, "rule")
                     matches[index] = self._rule(batch, spec, rule_id, policy.tenant_uuid)
                     return matches
             raise NotFound(f"L7 Rule {rule_id} could not be found.")
 
-        self._rule_write(caller, policy_id, change)
+        self._list_write(caller, "l7policy", policy_id, "matches", change)
         return self.show_rule(caller, policy_id, rule_id)
 
     def delete_rule(self, caller: Caller, policy_id: str, rule_id: str) -> None:
-        def change(batch: Batch, policy: StoredObject, matches: list[dict[str, Any]]) -> list[dict[str, Any]]:
-            kept = [m for m in matches if m["match_id"] != rule_id]
-            if len(kept) == len(matches):
-                raise NotFound(f"L7 Rule {rule_id} could not be found.")
-            repo.delete_meta(batch.conn, [f"l7rule:{rule_id}"])
-            return kept
+        def change(batch: Batch, _policy: StoredObject, matches: Items) -> Items:
+            return _without(batch, matches, "match_id", rule_id, "L7 Rule", "l7rule")
 
-        self._rule_write(caller, policy_id, change)
+        self._list_write(caller, "l7policy", policy_id, "matches", change)
+
+
+def _without(batch: Batch, items: Items, key: str, item_id: str, label: str, meta_kind: str) -> Items:
+    kept = [i for i in items if i[key] != item_id]
+    if len(kept) == len(items):
+        raise NotFound(f"{label} {item_id} could not be found.")
+    repo.delete_meta(batch.conn, [f"{meta_kind}:{item_id}"])
+    return kept
 
 
 def _label(kind: str) -> str:
@@ -1599,24 +1585,6 @@ def _tail_uuid(ref: str) -> str:
     if not ids.is_uuid(tail):
         raise InvalidInput(f"Invalid input: {ref!r} is not a certificate reference this provider knows")
     return tail
-
-
-def _updates(body: Any, kind: str) -> dict[str, Any]:
-    root = "rule" if kind == "l7rule" else kind
-    if not isinstance(body, dict) or not isinstance(body.get(root), dict):
-        raise InvalidInput(f"Invalid input: the request body must be an object with a '{root}' attribute")
-    changes = body[root]
-    extra = sorted(set(changes) - schemas.UPDATABLE[kind])
-    if extra:
-        raise InvalidInput(f"Invalid input for field/attribute {extra[0]}: cannot be changed on update")
-    return dict(changes)
-
-
-def _model(model: type[M], data: dict[str, Any], root: str) -> M:
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise InvalidInput(f"Invalid input for {root}: {format_validation(exc)}") from None
 
 
 def _server_key(pool: StoredObject, server: dict[str, Any]) -> str:
