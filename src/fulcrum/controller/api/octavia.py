@@ -149,7 +149,7 @@ def build_router() -> APIRouter:
     return router
 
 
-def _resources(router: APIRouter, prefix: str, run: Callable[[Callable[[], Any]], Any]) -> None:  # noqa: PLR0915
+def _resources(router: APIRouter, prefix: str, run: Callable[[Callable[[], Any]], Any]) -> None:
     def collection(kind: str) -> None:
         plural = COLLECTIONS[kind]
         path = f"{prefix}/{plural}"
@@ -234,99 +234,56 @@ def _resources(router: APIRouter, prefix: str, run: Callable[[Callable[[], Any]]
         await run(lambda: octavia(request).failover_lb(caller, oid, dp))
         return Response(status_code=202)
 
-    # --- members ----------------------------------------------------------------------------------
-    members = f"{prefix}/pools/{{pool_id}}/members"
+    # --- members of a pool, rules of a policy: lists inside their parent ------------------------------
+    _children(router, f"{prefix}/pools/{{parent}}/members", "member", "members", run)
+    _children(router, f"{prefix}/l7policies/{{parent}}/rules", "rule", "rules", run)
 
-    @router.get(members)
-    async def list_members(
-        request: Request, pool_id: str, caller: Caller = Depends(get_caller)
-    ) -> JSONResponse:
-        items = await run(lambda: octavia(request).list_members(caller, pool_id))
-        shown, links = shape_list(request, items)
-        return JSONResponse({"members": shown, "members_links": links})
-
-    @router.post(members)
-    async def create_member(
-        request: Request, pool_id: str, caller: Caller = Depends(get_caller)
-    ) -> JSONResponse:
+    @router.put(f"{prefix}/pools/{{parent}}/members")
+    async def batch_members(request: Request, parent: str, caller: Caller = Depends(get_caller)) -> Response:
         _writer(caller, request)
         body = await _body(request)
-        made = await run(lambda: octavia(request).create_member(caller, pool_id, body))
-        return JSONResponse({"member": made}, status_code=201)
-
-    @router.put(members)
-    async def batch_members(request: Request, pool_id: str, caller: Caller = Depends(get_caller)) -> Response:
-        _writer(caller, request)
-        body = await _body(request)
-        await run(lambda: octavia(request).batch_members(caller, pool_id, body))
+        await run(lambda: octavia(request).batch_members(caller, parent, body))
         return Response(status_code=202)
 
-    @router.get(f"{members}/{{member_id}}")
-    async def show_member(
-        request: Request, pool_id: str, member_id: str, caller: Caller = Depends(get_caller)
-    ) -> JSONResponse:
-        return JSONResponse(
-            {"member": await run(lambda: octavia(request).show_member(caller, pool_id, member_id))}
-        )
 
-    @router.put(f"{members}/{{member_id}}")
-    async def update_member(
-        request: Request, pool_id: str, member_id: str, caller: Caller = Depends(get_caller)
+def _children(
+    router: APIRouter, path: str, one: str, many: str, run: Callable[[Callable[[], Any]], Any]
+) -> None:
+    """List, create, show, update and delete of members (`one` = "member") or L7 rules ("rule")."""
+
+    def call(request: Request, verb: str, *args: Any) -> Any:
+        return run(lambda: getattr(octavia(request), f"{verb}_{one}{'s' if verb == 'list' else ''}")(*args))
+
+    async def list_(request: Request, parent: str, caller: Caller = Depends(get_caller)) -> JSONResponse:
+        shown, links = shape_list(request, await call(request, "list", caller, parent))
+        return JSONResponse({many: shown, f"{many}_links": links})
+
+    async def create(request: Request, parent: str, caller: Caller = Depends(get_caller)) -> JSONResponse:
+        _writer(caller, request)
+        body = await _body(request)
+        return JSONResponse({one: await call(request, "create", caller, parent, body)}, status_code=201)
+
+    async def show(
+        request: Request, parent: str, child: str, caller: Caller = Depends(get_caller)
+    ) -> JSONResponse:
+        return JSONResponse({one: await call(request, "show", caller, parent, child)})
+
+    async def update(
+        request: Request, parent: str, child: str, caller: Caller = Depends(get_caller)
     ) -> JSONResponse:
         _writer(caller, request)
         body = await _body(request)
-        changed = await run(lambda: octavia(request).update_member(caller, pool_id, member_id, body))
-        return JSONResponse({"member": changed})
+        return JSONResponse({one: await call(request, "update", caller, parent, child, body)})
 
-    @router.delete(f"{members}/{{member_id}}")
-    async def delete_member(
-        request: Request, pool_id: str, member_id: str, caller: Caller = Depends(get_caller)
+    async def delete(
+        request: Request, parent: str, child: str, caller: Caller = Depends(get_caller)
     ) -> Response:
         _writer(caller, request)
-        await run(lambda: octavia(request).delete_member(caller, pool_id, member_id))
+        await call(request, "delete", caller, parent, child)
         return Response(status_code=204)
 
-    # --- l7 rules ---------------------------------------------------------------------------------
-    rules = f"{prefix}/l7policies/{{policy_id}}/rules"
-
-    @router.get(rules)
-    async def list_rules(
-        request: Request, policy_id: str, caller: Caller = Depends(get_caller)
-    ) -> JSONResponse:
-        items = await run(lambda: octavia(request).list_rules(caller, policy_id))
-        shown, links = shape_list(request, items)
-        return JSONResponse({"rules": shown, "rules_links": links})
-
-    @router.post(rules)
-    async def create_rule(
-        request: Request, policy_id: str, caller: Caller = Depends(get_caller)
-    ) -> JSONResponse:
-        _writer(caller, request)
-        body = await _body(request)
-        made = await run(lambda: octavia(request).create_rule(caller, policy_id, body))
-        return JSONResponse({"rule": made}, status_code=201)
-
-    @router.get(f"{rules}/{{rule_id}}")
-    async def show_rule(
-        request: Request, policy_id: str, rule_id: str, caller: Caller = Depends(get_caller)
-    ) -> JSONResponse:
-        return JSONResponse(
-            {"rule": await run(lambda: octavia(request).show_rule(caller, policy_id, rule_id))}
-        )
-
-    @router.put(f"{rules}/{{rule_id}}")
-    async def update_rule(
-        request: Request, policy_id: str, rule_id: str, caller: Caller = Depends(get_caller)
-    ) -> JSONResponse:
-        _writer(caller, request)
-        body = await _body(request)
-        changed = await run(lambda: octavia(request).update_rule(caller, policy_id, rule_id, body))
-        return JSONResponse({"rule": changed})
-
-    @router.delete(f"{rules}/{{rule_id}}")
-    async def delete_rule(
-        request: Request, policy_id: str, rule_id: str, caller: Caller = Depends(get_caller)
-    ) -> Response:
-        _writer(caller, request)
-        await run(lambda: octavia(request).delete_rule(caller, policy_id, rule_id))
-        return Response(status_code=204)
+    router.add_api_route(path, list_, methods=["GET"])
+    router.add_api_route(path, create, methods=["POST"])
+    router.add_api_route(f"{path}/{{child}}", show, methods=["GET"])
+    router.add_api_route(f"{path}/{{child}}", update, methods=["PUT"])
+    router.add_api_route(f"{path}/{{child}}", delete, methods=["DELETE"])
