@@ -22,7 +22,7 @@ import httpx
 import openstack
 import pytest
 
-from support.fullstack import Stack, running_stack, wait_for
+from support.fullstack import Backend, Stack, running_stack, wait_for
 from support.processes import ADMIN_PASSWORD
 
 pytestmark = [
@@ -57,6 +57,14 @@ def _served_by(url: str) -> set[str]:
         assert answer.status_code == 200, answer.text
         seen.add(answer.text.split()[0])
     return seen
+
+
+def _serves(url: str, names: set[str]) -> bool:
+    """For wait_for: True once exactly `names` answer; an error in between (a move in progress) is False."""
+    try:
+        return _served_by(url) == names
+    except (AssertionError, httpx.HTTPError):
+        return False
 
 
 def test_openstacksdk_builds_serves_updates_fails_over_and_deletes(stack: Stack, token: str) -> None:
@@ -106,7 +114,7 @@ def test_openstacksdk_builds_serves_updates_fails_over_and_deletes(stack: Stack,
     first = next(m for m in members if m.protocol_port == stack.backends[0].port)
     conn.load_balancer.update_member(first, pool, weight=0)
     conn.load_balancer.wait_for_load_balancer(lb.id, status="ACTIVE", failures=["ERROR"], wait=60)
-    assert wait_for("the drained member out", lambda: _served_by(f"http://{vip}:18080/") == {"beta"})
+    assert wait_for("the drained member out", lambda: _serves(f"http://{vip}:18080/", {"beta"}))
     # The status tree (openstacksdk has no call for it; its session does the request).
     tree = conn.load_balancer.get(f"/lbaas/loadbalancers/{lb.id}/status").json()["statuses"]
     member_states = {
@@ -120,9 +128,7 @@ def test_openstacksdk_builds_serves_updates_fails_over_and_deletes(stack: Stack,
     # Fail over: the listeners move to a new SE; the VIP keeps serving.
     conn.load_balancer.failover_load_balancer(lb.id)
     conn.load_balancer.wait_for_load_balancer(lb.id, status="ACTIVE", failures=["ERROR"], wait=90)
-    assert wait_for(
-        "traffic after failover", lambda: _served_by(f"http://{vip}:18080/") == {"beta"}, timeout=60
-    )
+    assert wait_for("traffic after failover", lambda: _serves(f"http://{vip}:18080/", {"beta"}), timeout=60)
 
     shown = conn.load_balancer.get_load_balancer(lb.id)
     conn.load_balancer.delete_load_balancer(lb.id, cascade=True)
@@ -174,6 +180,42 @@ def test_openstack_cli_builds_serves_and_cascade_deletes(stack: Stack) -> None:
     )
     members = _osc(url, "loadbalancer", "member", "list", "cli-pool", "-f", "json")
     assert sorted(m["protocol_port"] for m in members) == sorted(b.port for b in stack.backends)
+
+    # A member whose server dies: ERROR, and the pool and load balancer DEGRADED, still serving.
+    doomed = Backend("doomed")
+    _osc(url, "loadbalancer", "member", "create", "--name", "doomed", "--address", "127.0.0.1",
+         "--protocol-port", str(doomed.port), "cli-pool", "--wait")  # fmt: skip
+    wait_for(
+        "the new member ONLINE",
+        lambda: (
+            _osc(url, "loadbalancer", "member", "show", "cli-pool", "doomed", "-f", "json")[
+                "operating_status"
+            ]
+            == "ONLINE"
+        ),
+        timeout=60,
+    )
+    doomed.stop()
+    wait_for(
+        "the dead member ERROR and the load balancer DEGRADED",
+        lambda: (
+            _osc(url, "loadbalancer", "member", "show", "cli-pool", "doomed", "-f", "json")[
+                "operating_status"
+            ]
+            == "ERROR"
+            and _osc(url, "loadbalancer", "show", "cli-lb", "-f", "json")["operating_status"] == "DEGRADED"
+        ),
+        timeout=60,
+    )
+    assert _served_by(f"http://{shown['vip_address']}:18081/") == {"alpha", "beta"}
+
+    _osc(url, "loadbalancer", "failover", "--wait", "cli-lb")
+    assert _osc(url, "loadbalancer", "show", "cli-lb", "-f", "json")["provisioning_status"] == "ACTIVE"
+    assert wait_for(
+        "traffic after the CLI's failover",
+        lambda: _serves(f"http://{shown['vip_address']}:18081/", {"alpha", "beta"}),
+        timeout=60,
+    )
     _osc(url, "loadbalancer", "delete", "--cascade", "--wait", "cli-lb")
     assert _osc(url, "loadbalancer", "list", "-f", "json") == []
 
