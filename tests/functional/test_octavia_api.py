@@ -397,3 +397,34 @@ def test_terminated_https_listener_uses_fulcrum_certificates(client: TestClient)
     unknown = {"loadbalancer": {**body["loadbalancer"], "listeners": [listener_body]}}
     refused = client.post("/v2/lbaas/loadbalancers", json=unknown)
     assert refused.status_code == 400 and "sslkeyandcertificate" in refused.json()["faultstring"]
+
+
+def test_quotas_are_enforced_with_403(client: TestClient) -> None:
+    admin_tenant = ok(client.get("/api/tenant", params={"name": "admin"}))["results"][0]["uuid"]
+    project = ids.project_of(admin_tenant)
+    quota = {"quota": {"loadbalancer": 1, "member": 2}}
+    assert client.put(f"/v2/lbaas/quotas/{project}", json=quota).status_code == 202
+    lb = ok(
+        client.post("/v2/lbaas/loadbalancers", json={"loadbalancer": {"vip_subnet_id": subnet_id(client)}}),
+        201,
+    )
+    second = client.post(
+        "/v2/lbaas/loadbalancers", json={"loadbalancer": {"vip_subnet_id": subnet_id(client)}}
+    )
+    assert second.status_code == 403
+    assert second.json()["faultstring"] == "Quota has been met for resources: Loadbalancer"
+    pool = ok(client.post("/v2/lbaas/pools", json={"pool": {"loadbalancer_id": lb["loadbalancer"]["id"],
+              "protocol": "HTTP", "lb_algorithm": "ROUND_ROBIN"}}), 201)["pool"]  # fmt: skip
+    for port in (1, 2):
+        member = {"member": {"address": "192.0.2.1", "protocol_port": port}}
+        ok(client.post(f"/v2/lbaas/pools/{pool['id']}/members", json=member), 201)
+    third = client.post(f"/v2/lbaas/pools/{pool['id']}/members",
+                        json={"member": {"address": "192.0.2.1", "protocol_port": 3}})  # fmt: skip
+    assert third.status_code == 403
+    assert len(ok(client.get(f"/v2/lbaas/pools/{pool['id']}/members"))["members"]) == 2
+    # Back to unlimited.
+    assert client.delete(f"/v2/lbaas/quotas/{project}").status_code == 204
+    ok(
+        client.post("/v2/lbaas/loadbalancers", json={"loadbalancer": {"vip_subnet_id": subnet_id(client)}}),
+        201,
+    )
