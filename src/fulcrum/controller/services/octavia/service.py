@@ -31,6 +31,7 @@ from fulcrum.model.enums import Role
 M = TypeVar("M", bound=BaseModel)
 Items = list[dict[str, Any]]
 Change = Callable[[Batch, StoredObject, Items], Items]
+Act = Callable[[Batch, Snapshot, StoredObject, "str | None"], "str | None"]
 
 ALGORITHM_IN = {
     "ROUND_ROBIN": ("LB_ALGORITHM_ROUND_ROBIN", None),
@@ -208,6 +209,33 @@ class OctaviaService:
         if lb_uuid is not None:
             self.status.mark(lb_uuid, operation)
 
+    def _lb_of(self, snap: Snapshot, kind: str, obj: StoredObject) -> str | None:
+        if kind == "loadbalancer":
+            return obj.uuid
+        if kind == "listener":
+            return snap.lb_of_listener(obj)
+        if kind == "pool":
+            return snap.lb_of_pool(obj)
+        if kind == "healthmonitor":
+            return snap.lb_of_hm(obj)
+        return snap.lb_of_policy(obj)[0]
+
+    def _on(self, caller: Caller, kind: str, oid: str, act: Act) -> str | None:
+        """Change the resource `oid` (or something under it) in one transaction, in its tenant: refused
+        while its load balancer is PENDING_*, which then goes PENDING_UPDATE. `act` may return an id."""
+        found = self._find(self.snapshot(caller), kind, oid)
+        result: list[str | None] = []
+
+        def work(batch: Batch, snap: Snapshot) -> str:
+            obj = self._find(snap, kind, oid)
+            lb_uuid = self._lb_of(snap, kind, obj)
+            self._check_mutable(snap, lb_uuid)
+            result.append(act(batch, snap, obj, lb_uuid))
+            return lb_uuid or ""
+
+        self._done(self._write(caller, found.tenant_uuid, work) or None)
+        return result[0]
+
     @staticmethod
     def _meta(batch: Batch, key: str, kind: str, tenant: str, lb: str | None, data: dict[str, Any]) -> None:
         now = int(datetime.datetime.now(tz=datetime.UTC).timestamp() * 1e6)
@@ -346,13 +374,9 @@ class OctaviaService:
         return f"/api/serviceenginegroup?name={group}"
 
     def update_lb(self, caller: Caller, lb_id: str, body: Any) -> dict[str, Any]:
-        snap0 = self.snapshot(caller)
-        lb0 = self._find(snap0, "loadbalancer", lb_id)
         changes = schemas.updates(body, "loadbalancer")
 
-        def work(batch: Batch, snap: Snapshot) -> str:
-            lb = self._find(snap, "loadbalancer", lb_id)
-            self._check_mutable(snap, lb.uuid)
+        def work(batch: Batch, snap: Snapshot, lb: StoredObject, _lb_uuid: str | None) -> None:
             for option in ("vip_qos_policy_id", "vip_sg_ids"):
                 if changes.get(option):
                     raise unsupported(option)
@@ -383,19 +407,12 @@ class OctaviaService:
                             and snap.data(vs.uuid).get("admin_state_up", True),
                         },
                     )
-            return lb.uuid
 
-        self._write(caller, lb0.tenant_uuid, work)
-        self._done(lb0.uuid)
+        self._on(caller, "loadbalancer", lb_id, work)
         return self.show(caller, "loadbalancer", lb_id)
 
     def delete_lb(self, caller: Caller, lb_id: str, cascade: bool) -> None:
-        snap0 = self.snapshot(caller)
-        lb0 = self._find(snap0, "loadbalancer", lb_id)
-
-        def work(batch: Batch, snap: Snapshot) -> str:
-            lb = self._find(snap, "loadbalancer", lb_id)
-            self._check_mutable(snap, lb.uuid)
+        def work(batch: Batch, snap: Snapshot, lb: StoredObject, _lb_uuid: str | None) -> None:
             listeners = snap.listeners_of(lb.uuid)
             pools = snap.pools_of(lb.uuid)
             if (listeners or pools) and not cascade:
@@ -408,10 +425,9 @@ class OctaviaService:
                 keys += self._delete_pool_objects(batch, snap, pool)
             batch.delete("vsvip", lb.uuid)
             repo.delete_meta(batch.conn, keys)
-            return lb.uuid
 
-        self._write(caller, lb0.tenant_uuid, work)
-        self.status.forget(lb0.uuid)
+        self._on(caller, "loadbalancer", lb_id, work)
+        self.status.forget(ids.native("loadbalancer", lb_id))
 
     def failover_lb(self, caller: Caller, lb_id: str, dataplane: Any) -> None:
         snap = self.snapshot(caller)
@@ -655,28 +671,17 @@ class OctaviaService:
                 "Invalid input: default_pool and l7policies are only accepted in a single-call "
                 "load balancer create; use default_pool_id"
             )
-        snap0 = self.snapshot(caller)
-        lb0 = self._find(snap0, "loadbalancer", spec.loadbalancer_id)
-        created: list[str] = []
 
-        def work(batch: Batch, snap: Snapshot) -> str:
-            self._check_mutable(snap, lb0.uuid)
-            created.append(self._create_listener(batch, snap, spec, lb0.uuid, {}))
-            return lb0.uuid
+        def work(batch: Batch, snap: Snapshot, lb: StoredObject, _lb_uuid: str | None) -> str:
+            return self._create_listener(batch, snap, spec, lb.uuid, {})
 
-        self._write(caller, lb0.tenant_uuid, work)
-        self._done(lb0.uuid)
-        return self.show(caller, "listener", ids.of(created[0]))
+        created = self._on(caller, "loadbalancer", spec.loadbalancer_id, work) or ""
+        return self.show(caller, "listener", ids.of(created))
 
     def update_listener(self, caller: Caller, listener_id: str, body: Any) -> dict[str, Any]:
-        snap0 = self.snapshot(caller)
-        vs0 = self._find(snap0, "listener", listener_id)
         changes = schemas.updates(body, "listener")
-        lb_uuid = snap0.lb_of_listener(vs0)
 
-        def work(batch: Batch, snap: Snapshot) -> str:
-            vs = self._find(snap, "listener", listener_id)
-            self._check_mutable(snap, lb_uuid)
+        def work(batch: Batch, snap: Snapshot, vs: StoredObject, lb_uuid: str | None) -> None:
             current = render.listener(vs, snap, "ACTIVE", "ONLINE")
             merged = {k: current[k] for k in schemas.UPDATABLE["listener"] if k in current}
             merged.update(protocol=current["protocol"], protocol_port=current["protocol_port"])
@@ -721,10 +726,8 @@ class OctaviaService:
                     },
                 },
             )
-            return lb_uuid or ""
 
-        self._write(caller, vs0.tenant_uuid, work)
-        self._done(lb_uuid)
+        self._on(caller, "listener", listener_id, work)
         return self.show(caller, "listener", listener_id)
 
     def _delete_listener_objects(self, batch: Batch, snap: Snapshot, vs: StoredObject) -> list[str]:
@@ -737,18 +740,10 @@ class OctaviaService:
         return keys
 
     def delete_listener(self, caller: Caller, listener_id: str) -> None:
-        snap0 = self.snapshot(caller)
-        vs0 = self._find(snap0, "listener", listener_id)
-        lb_uuid = snap0.lb_of_listener(vs0)
-
-        def work(batch: Batch, snap: Snapshot) -> str:
-            vs = self._find(snap, "listener", listener_id)
-            self._check_mutable(snap, lb_uuid)
+        def work(batch: Batch, snap: Snapshot, vs: StoredObject, lb_uuid: str | None) -> None:
             repo.delete_meta(batch.conn, self._delete_listener_objects(batch, snap, vs))
-            return lb_uuid or ""
 
-        self._write(caller, vs0.tenant_uuid, work)
-        self._done(lb_uuid)
+        self._on(caller, "listener", listener_id, work)
 
     # --- pools and members ------------------------------------------------------------------------
 
@@ -933,14 +928,9 @@ class OctaviaService:
         return self.show(caller, "pool", ids.of(created[0]))
 
     def update_pool(self, caller: Caller, pool_id: str, body: Any) -> dict[str, Any]:
-        snap0 = self.snapshot(caller)
-        pool0 = self._find(snap0, "pool", pool_id)
         changes = schemas.updates(body, "pool")
-        lb_uuid = snap0.lb_of_pool(pool0)
 
-        def work(batch: Batch, snap: Snapshot) -> str:
-            pool = self._find(snap, "pool", pool_id)
-            self._check_mutable(snap, lb_uuid)
+        def work(batch: Batch, snap: Snapshot, pool: StoredObject, lb_uuid: str | None) -> None:
             current = render.pool(pool, snap, "", "", lambda _s: ("", ""))
             merged = {k: current[k] for k in schemas.UPDATABLE["pool"] if k in current}
             merged.update(protocol=current["protocol"], lb_algorithm=current["lb_algorithm"])
@@ -975,10 +965,8 @@ class OctaviaService:
                 None,
                 {k: changes[k] for k in ("name", "tags") if k in changes},
             )
-            return lb_uuid or ""
 
-        self._write(caller, pool0.tenant_uuid, work)
-        self._done(lb_uuid)
+        self._on(caller, "pool", pool_id, work)
         return self.show(caller, "pool", pool_id)
 
     def _delete_pool_objects(self, batch: Batch, snap: Snapshot, pool: StoredObject) -> list[str]:
@@ -999,13 +987,7 @@ class OctaviaService:
         return keys
 
     def delete_pool(self, caller: Caller, pool_id: str) -> None:
-        snap0 = self.snapshot(caller)
-        pool0 = self._find(snap0, "pool", pool_id)
-        lb_uuid = snap0.lb_of_pool(pool0)
-
-        def work(batch: Batch, snap: Snapshot) -> str:
-            pool = self._find(snap, "pool", pool_id)
-            self._check_mutable(snap, lb_uuid)
+        def work(batch: Batch, snap: Snapshot, pool: StoredObject, lb_uuid: str | None) -> None:
             for vs in snap.pool_users(pool.uuid):
                 if any(
                     p.data.get("redirect_pool_ref") and refs.uuid_of(p.data["redirect_pool_ref"]) == pool.uuid
@@ -1013,20 +995,13 @@ class OctaviaService:
                 ):
                     raise Conflict(f"Pool {pool_id} is in use by an L7 policy of listener {ids.of(vs.uuid)}")
             repo.delete_meta(batch.conn, self._delete_pool_objects(batch, snap, pool))
-            return lb_uuid or ""
 
-        self._write(caller, pool0.tenant_uuid, work)
-        self._done(lb_uuid)
+        self._on(caller, "pool", pool_id, work)
 
     def _list_write(self, caller: Caller, kind: str, parent_id: str, field: str, change: Change) -> None:
         """Change the members of a pool or the rules of a policy: a list inside one native object."""
-        snap0 = self.snapshot(caller)
-        parent0 = self._find(snap0, kind, parent_id)
-        lb_uuid = snap0.lb_of_pool(parent0) if kind == "pool" else snap0.lb_of_policy(parent0)[0]
 
-        def work(batch: Batch, snap: Snapshot) -> str:
-            parent = self._find(snap, kind, parent_id)
-            self._check_mutable(snap, lb_uuid)
+        def work(batch: Batch, snap: Snapshot, parent: StoredObject, lb_uuid: str | None) -> None:
             items = [dict(i) for i in parent.data.get(field, [])]
             if kind == "pool":  # servers made natively get the id Octavia has been showing for them
                 for s in items:
@@ -1034,10 +1009,8 @@ class OctaviaService:
             batch.replace(
                 ids.NATIVE_TYPE[kind], parent.uuid, {**parent.data, field: change(batch, parent, items)}
             )
-            return lb_uuid or ""
 
-        self._write(caller, parent0.tenant_uuid, work)
-        self._done(lb_uuid)
+        self._on(caller, kind, parent_id, work)
 
     def create_member(self, caller: Caller, pool_id: str, body: Any) -> dict[str, Any]:
         spec = parse(schemas.Member, body, "member")
@@ -1212,29 +1185,17 @@ class OctaviaService:
         spec = parse(schemas.HealthMonitor, body, "healthmonitor")
         if spec.pool_id is None:
             raise InvalidInput("Invalid input for field/attribute pool_id: Mandatory field missing.")
-        snap0 = self.snapshot(caller)
-        pool0 = self._find(snap0, "pool", spec.pool_id)
-        lb_uuid = snap0.lb_of_pool(pool0)
-        created: list[str] = []
 
-        def work(batch: Batch, snap: Snapshot) -> str:
-            self._check_mutable(snap, lb_uuid)
-            created.append(self._create_hm(batch, snap, spec, pool0.uuid))
-            return lb_uuid or ""
+        def work(batch: Batch, snap: Snapshot, pool: StoredObject, _lb_uuid: str | None) -> str:
+            return self._create_hm(batch, snap, spec, pool.uuid)
 
-        self._write(caller, pool0.tenant_uuid, work)
-        self._done(lb_uuid)
-        return self.show(caller, "healthmonitor", ids.of(created[0]))
+        created = self._on(caller, "pool", spec.pool_id, work) or ""
+        return self.show(caller, "healthmonitor", ids.of(created))
 
     def update_hm(self, caller: Caller, hm_id: str, body: Any) -> dict[str, Any]:
-        snap0 = self.snapshot(caller)
-        hm0 = self._find(snap0, "healthmonitor", hm_id)
         changes = schemas.updates(body, "healthmonitor")
-        lb_uuid = snap0.lb_of_hm(hm0)
 
-        def work(batch: Batch, snap: Snapshot) -> str:
-            hm = self._find(snap, "healthmonitor", hm_id)
-            self._check_mutable(snap, lb_uuid)
+        def work(batch: Batch, snap: Snapshot, hm: StoredObject, lb_uuid: str | None) -> None:
             current = render.healthmonitor(hm, snap, "", "")
             merged = {k: current[k] for k in schemas.UPDATABLE["healthmonitor"] if k in current}
             merged["type"] = current["type"]
@@ -1273,20 +1234,12 @@ class OctaviaService:
                         None,
                         {"disabled_healthmonitor": None if spec.admin_state_up else hm.uuid},
                     )
-            return lb_uuid or ""
 
-        self._write(caller, hm0.tenant_uuid, work)
-        self._done(lb_uuid)
+        self._on(caller, "healthmonitor", hm_id, work)
         return self.show(caller, "healthmonitor", hm_id)
 
     def delete_hm(self, caller: Caller, hm_id: str) -> None:
-        snap0 = self.snapshot(caller)
-        hm0 = self._find(snap0, "healthmonitor", hm_id)
-        lb_uuid = snap0.lb_of_hm(hm0)
-
-        def work(batch: Batch, snap: Snapshot) -> str:
-            hm = self._find(snap, "healthmonitor", hm_id)
-            self._check_mutable(snap, lb_uuid)
+        def work(batch: Batch, snap: Snapshot, hm: StoredObject, lb_uuid: str | None) -> None:
             for pool in snap.pools_of_hm(hm.uuid):
                 fresh = batch.load("pool", pool.uuid)
                 kept = [r for r in fresh.data.get("health_monitor_refs", []) if refs.uuid_of(r) != hm.uuid]
@@ -1294,10 +1247,8 @@ class OctaviaService:
                 self._meta(batch, pool.uuid, "pool", pool.tenant_uuid, None, {"disabled_healthmonitor": None})
             batch.delete("healthmonitor", hm.uuid)
             repo.delete_meta(batch.conn, [hm.uuid])
-            return lb_uuid or ""
 
-        self._write(caller, hm0.tenant_uuid, work)
-        self._done(lb_uuid)
+        self._on(caller, "healthmonitor", hm_id, work)
 
     # --- L7 policies and rules --------------------------------------------------------------------
 
@@ -1408,35 +1359,22 @@ class OctaviaService:
             raise InvalidInput("Invalid input for field/attribute listener_id: Mandatory field missing.")
         if spec.redirect_pool is not None:
             raise InvalidInput("Invalid input: redirect_pool is only accepted in a single-call create")
-        snap0 = self.snapshot(caller)
-        vs0 = self._find(snap0, "listener", spec.listener_id)
-        lb_uuid = snap0.lb_of_listener(vs0) or ""
-        created: list[str] = []
 
-        def work(batch: Batch, snap: Snapshot) -> str:
-            self._check_mutable(snap, lb_uuid)
-            vs = self._find(snap, "listener", spec.listener_id or "")
-            policy_uuid = self._create_policy(batch, snap, spec, vs.uuid, lb_uuid, {})
+        def work(batch: Batch, snap: Snapshot, vs: StoredObject, lb_uuid: str | None) -> str:
+            policy_uuid = self._create_policy(batch, snap, spec, vs.uuid, lb_uuid or "", {})
             order = list(vs.data.get("http_policies", []))
             where = len(order) if spec.position is None else min(spec.position - 1, len(order))
             order.insert(where, refs.canonical("httppolicyset", policy_uuid))
             batch.replace("virtualservice", vs.uuid, {**vs.data, "http_policies": order})
-            created.append(policy_uuid)
-            return lb_uuid
+            return policy_uuid
 
-        self._write(caller, vs0.tenant_uuid, work)
-        self._done(lb_uuid)
-        return self.show(caller, "l7policy", ids.of(created[0]))
+        created = self._on(caller, "listener", spec.listener_id, work) or ""
+        return self.show(caller, "l7policy", ids.of(created))
 
     def update_policy(self, caller: Caller, policy_id: str, body: Any) -> dict[str, Any]:
-        snap0 = self.snapshot(caller)
-        policy0 = self._find(snap0, "l7policy", policy_id)
         changes = schemas.updates(body, "l7policy")
-        lb_uuid, _ = snap0.lb_of_policy(policy0)
 
-        def work(batch: Batch, snap: Snapshot) -> str:
-            policy = self._find(snap, "l7policy", policy_id)
-            self._check_mutable(snap, lb_uuid)
+        def work(batch: Batch, snap: Snapshot, policy: StoredObject, lb_uuid: str | None) -> None:
             current = self.show_policy(snap, policy, self._position(snap, policy))
             merged = {k: current[k] for k in schemas.UPDATABLE["l7policy"] if k in current}
             if changes.get("action") and changes["action"] != current["action"]:
@@ -1478,20 +1416,12 @@ class OctaviaService:
                     )
                     fresh = batch.load("virtualservice", vs.uuid)
                     batch.replace("virtualservice", vs.uuid, {**fresh.data, "http_policies": order})
-            return lb_uuid or ""
 
-        self._write(caller, policy0.tenant_uuid, work)
-        self._done(lb_uuid)
+        self._on(caller, "l7policy", policy_id, work)
         return self.show(caller, "l7policy", policy_id)
 
     def delete_policy(self, caller: Caller, policy_id: str) -> None:
-        snap0 = self.snapshot(caller)
-        policy0 = self._find(snap0, "l7policy", policy_id)
-        lb_uuid, _ = snap0.lb_of_policy(policy0)
-
-        def work(batch: Batch, snap: Snapshot) -> str:
-            policy = self._find(snap, "l7policy", policy_id)
-            self._check_mutable(snap, lb_uuid)
+        def work(batch: Batch, snap: Snapshot, policy: StoredObject, lb_uuid: str | None) -> None:
             _, vs = snap.lb_of_policy(policy)
             if vs is not None:
                 order = [r for r in vs.data.get("http_policies", []) if refs.uuid_of(r) != policy.uuid]
@@ -1501,10 +1431,8 @@ class OctaviaService:
                 batch.conn,
                 [policy.uuid] + [f"l7rule:{m['match_id']}" for m in policy.data.get("matches", [])],
             )
-            return lb_uuid or ""
 
-        self._write(caller, policy0.tenant_uuid, work)
-        self._done(lb_uuid)
+        self._on(caller, "l7policy", policy_id, work)
 
     def list_rules(self, caller: Caller, policy_id: str) -> list[dict[str, Any]]:
         snap = self.snapshot(caller)
