@@ -590,11 +590,11 @@ class OctaviaService:
             body["se_group_ref"] = group
         return body
 
-    def _check_pool_fits(self, snap: Snapshot, protocol: str, pool_uuid: str | None) -> None:
-        if pool_uuid is None:
-            return
-        pool = snap.get(pool_uuid, "pool")
-        pool_protocol = snap.data(pool_uuid).get("protocol") if pool else None
+    @staticmethod
+    def _check_pool_fits(batch: Batch, protocol: str, pool_uuid: str | None) -> None:
+        """Octavia's listener/pool protocol pairs (read in the transaction: the pool may be new)."""
+        recorded = repo.get_meta(batch.conn, pool_uuid) if pool_uuid else None
+        pool_protocol = recorded.data.get("protocol") if recorded else None
         if pool_protocol and pool_protocol not in POOL_PROTOCOLS.get(protocol, set()):
             raise InvalidInput(
                 f"Invalid input: the pool protocol '{pool_protocol}' is invalid while the listener "
@@ -613,30 +613,10 @@ class OctaviaService:
                     f"{spec.protocol_port}"
                 )
         vs_uuid = f"virtualservice-{ids.new_id()}"
-        pool_uuid = None
-        if spec.default_pool_id:
-            pool = self._find(snap, "pool", spec.default_pool_id)
-            if snap.lb_of_pool(pool) not in (None, lb_uuid):
-                raise InvalidInput("Invalid input: the default pool belongs to another load balancer")
-            pool_uuid = pool.uuid
-        elif isinstance(spec.default_pool, schemas.NamedPool):
-            if spec.default_pool.name not in named:
-                raise InvalidInput(f"Invalid input: no pool named {spec.default_pool.name!r} in 'pools'")
-            pool_uuid = named[spec.default_pool.name]
-        elif spec.default_pool is not None:
-            pool_uuid = self._create_pool(batch, snap, spec.default_pool, lb_uuid, None, spec.protocol)
-        self._check_pool_fits(snap, spec.protocol, pool_uuid)
-        if pool_uuid and repo.get_meta(batch.conn, pool_uuid):
-            recorded = repo.get_meta(batch.conn, pool_uuid)
-            if (
-                recorded
-                and recorded.data.get("protocol")
-                and recorded.data["protocol"] not in POOL_PROTOCOLS.get(spec.protocol, set())
-            ):
-                raise InvalidInput(
-                    f"Invalid input: the pool protocol '{recorded.data['protocol']}' is invalid "
-                    f"while the listener protocol is '{spec.protocol}'."
-                )
+        pool_uuid = self._pool_for(
+            batch, snap, lb_uuid, named, "default", spec.default_pool_id, spec.default_pool, spec.protocol
+        )
+        self._check_pool_fits(batch, spec.protocol, pool_uuid)
         policies = [
             self._create_policy(batch, snap, p, vs_uuid, lb_uuid, named) for p in spec.l7policies or []
         ]
@@ -661,6 +641,32 @@ class OctaviaService:
             },
         )
         return vs_uuid
+
+    def _pool_for(
+        self,
+        batch: Batch,
+        snap: Snapshot,
+        lb_uuid: str,
+        named: dict[str, str],
+        role: str,
+        pool_id: str | None,
+        inline: schemas.Pool | schemas.NamedPool | None,
+        listener_protocol: str | None,
+    ) -> str | None:
+        """The pool a listener (default) or policy (redirect) uses: by id, by name among the `pools` of
+        a single-call create, or created inline; it must belong to the same load balancer."""
+        if pool_id:
+            pool = self._find(snap, "pool", pool_id)
+            if snap.lb_of_pool(pool) not in (None, lb_uuid):
+                raise InvalidInput(f"Invalid input: the {role} pool belongs to another load balancer")
+            return pool.uuid
+        if isinstance(inline, schemas.NamedPool):
+            if inline.name not in named:
+                raise InvalidInput(f"Invalid input: no pool named {inline.name!r} in 'pools'")
+            return named[inline.name]
+        if inline is not None:
+            return self._create_pool(batch, snap, inline, lb_uuid, None, listener_protocol)
+        return None
 
     def create_listener(self, caller: Caller, body: Any) -> dict[str, Any]:
         spec = parse(schemas.Listener, body, "listener")
@@ -694,7 +700,7 @@ class OctaviaService:
                 if snap.lb_of_pool(pool) not in (None, lb_uuid):
                     raise InvalidInput("Invalid input: the default pool belongs to another load balancer")
                 pool_uuid = pool.uuid
-            self._check_pool_fits(snap, spec.protocol, pool_uuid)
+            self._check_pool_fits(batch, spec.protocol, pool_uuid)
             policies = [refs.uuid_of(r) for r in vs.data.get("http_policies", [])]
             body_ = self._vs_body(batch, snap, spec, lb_uuid or "", vs.uuid, pool_uuid, policies)
             body_["name"] = (
@@ -1330,18 +1336,9 @@ class OctaviaService:
     ) -> str:
         tenant = batch.caller.tenant_uuid
         self._quota(batch, snap, tenant, "l7policy")
-        pool_uuid = None
-        if spec.redirect_pool_id:
-            pool = self._find(snap, "pool", spec.redirect_pool_id)
-            if snap.lb_of_pool(pool) not in (None, lb_uuid):
-                raise InvalidInput("Invalid input: the redirect pool belongs to another load balancer")
-            pool_uuid = pool.uuid
-        elif isinstance(spec.redirect_pool, schemas.NamedPool):
-            if spec.redirect_pool.name not in named:
-                raise InvalidInput(f"Invalid input: no pool named {spec.redirect_pool.name!r} in 'pools'")
-            pool_uuid = named[spec.redirect_pool.name]
-        elif spec.redirect_pool is not None:
-            pool_uuid = self._create_pool(batch, snap, spec.redirect_pool, lb_uuid, None)
+        pool_uuid = self._pool_for(
+            batch, snap, lb_uuid, named, "redirect", spec.redirect_pool_id, spec.redirect_pool, None
+        )
         policy_id = ids.new_id()
         policy_uuid = f"httppolicyset-{policy_id}"
         self._quota(batch, snap, tenant, "l7rule", len(spec.rules or []))
