@@ -101,6 +101,7 @@ def test_member_token_creates_a_pool_in_its_project_tenant(cloud: Cloud) -> None
         assert me.status_code == 200, me.text
         assert me.json()["role"] == "application-admin"
         assert me.json()["user"] == f"{cloud.member.name}@keystone"
+        assert me.json()["user_ref"] is None  # not a Fulcrum user object
         assert me.json()["tenant"] == cloud.blue["name"]
         assert me.json()["tenant_ref"].endswith(tenant_uuid_for_project(cloud.blue["id"]))
 

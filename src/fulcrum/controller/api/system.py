@@ -65,7 +65,7 @@ class EventList(BaseModel):
 
 class WhoAmI(BaseModel):
     user: str
-    user_ref: str
+    user_ref: str | None = Field(None, description="the Fulcrum user; none for a Keystone identity")
     tenant: str
     tenant_ref: str
     role: Role
@@ -147,9 +147,11 @@ def build_router() -> APIRouter:
         responses={k: v for k, v in ERROR_RESPONSES.items() if k in (401, 403)},
     )  # fmt: skip
     async def whoami(caller: Caller = Depends(get_caller)) -> WhoAmI:
+        # Keystone identities are not Fulcrum users (their uuid is `keystone-<id>`): no object to name.
+        is_user = caller.user_uuid.startswith("user-")
         return WhoAmI(
             user=caller.user_name,
-            user_ref=refs.canonical("user", caller.user_uuid),
+            user_ref=refs.canonical("user", caller.user_uuid) if is_user else None,
             tenant=caller.tenant_name,
             tenant_ref=refs.canonical("tenant", caller.tenant_uuid),
             role=caller.role,
