@@ -20,7 +20,7 @@ from conftest import make_settings
 from fulcrum.controller.app import create_app
 from fulcrum.controller.services.keystone import tenant_uuid_for_project
 from support.keystone import KeystoneLab, KeystoneUser, admin_password
-from support.processes import ADMIN_PASSWORD, ControllerProcess
+from support.processes import ADMIN_PASSWORD, ControllerProcess, free_port
 
 pytestmark = [pytest.mark.keystone, pytest.mark.slow]
 
@@ -228,7 +228,9 @@ def test_wrong_service_password_refuses_tokens_without_leaking_it(
     controllers.append(proc)
     with httpx.Client(base_url=proc.url, timeout=30) as http:
         response = http.get("/api/pool", headers={"X-Auth-Token": cloud.token(cloud.member, cloud.blue)})
-    assert response.status_code == 401
+    # The user's token is fine; the controller cannot check it: a server-side 503, not a 401.
+    assert response.status_code == 503
+    assert "service credentials" in response.json()["error"]
     assert wrong not in response.text
     assert wrong not in proc.log()
 
@@ -257,3 +259,25 @@ def test_without_keystone_x_auth_token_is_a_session_token(plain_client: TestClie
     assert plain_client.get("/api/whoami", headers={"X-Auth-Token": "bogus"}).status_code == 401
     assert plain_client.post("/logout", headers={"X-Auth-Token": token}).status_code == 204
     assert plain_client.get("/api/whoami", headers={"X-Auth-Token": token}).status_code == 401
+
+
+def test_unreachable_keystone_is_503_not_a_bad_token(
+    controllers: list[ControllerProcess], tmp_path: Path
+) -> None:
+    """Nothing listens at the Keystone URL: the caller's token is not to blame, so the answer is 503."""
+    proc = ControllerProcess(
+        data_dir=tmp_path / "ctrl",
+        env={
+            "FULCRUM_KEYSTONE_URL": f"http://127.0.0.1:{free_port()}/v3",
+            "FULCRUM_KEYSTONE_USER": "fulcrum",
+            "FULCRUM_KEYSTONE_PASSWORD": "service-password-1",
+        },
+    ).start()
+    controllers.append(proc)
+    with httpx.Client(base_url=proc.url, timeout=60) as http:
+        native = http.get("/api/pool", headers={"X-Auth-Token": "a-token"})
+        octavia = http.get("/v2/lbaas/loadbalancers", headers={"X-Auth-Token": "a-token"})
+    assert native.status_code == 503, native.text
+    assert "Keystone cannot validate tokens now" in native.json()["error"]
+    assert octavia.status_code == 503
+    assert octavia.json()["faultcode"] == "Server"

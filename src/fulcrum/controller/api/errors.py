@@ -19,6 +19,7 @@ from fulcrum.controller.services.errors import (
     RateLimited,
     ServiceError,
     Unauthenticated,
+    Unavailable,
     Unsupported,
 )
 
@@ -33,6 +34,7 @@ STATUS = {
     PreconditionFailed: 412,
     RateLimited: 429,
     Unsupported: 501,
+    Unavailable: 503,
 }
 
 

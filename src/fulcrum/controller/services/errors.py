@@ -45,3 +45,7 @@ class RateLimited(ServiceError):
 
 class Unsupported(ServiceError):
     """A valid request for an option this provider does not implement (501, as Octavia answers)."""
+
+
+class Unavailable(ServiceError):
+    """A system this request depends on cannot be reached right now (503); retrying later may work."""

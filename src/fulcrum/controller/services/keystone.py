@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from time import monotonic
 from typing import Any, Protocol
 
-from fulcrum.controller.services.errors import Conflict, Forbidden, InvalidInput, Unauthenticated
+from fulcrum.controller.services.errors import Conflict, Forbidden, InvalidInput, Unauthenticated, Unavailable
 from fulcrum.controller.services.objects import ObjectService
 from fulcrum.controller.services.rbac import RANK, Caller, system_caller
 from fulcrum.controller.store import repo
@@ -179,11 +179,17 @@ class KeystoneValidator:
 
         for _ in self._middleware(environ, start_response):
             pass
-        # With delay_auth_decision the middleware always passes the request on; anything else is a
-        # failure inside it (Keystone unreachable raises 503 only without delay_auth_decision).
+        # A valid token reaches the capture app; otherwise the middleware answered itself: 401 for a
+        # bad or expired token, 503 when Keystone could not be asked.
         if not environ.get(_SEEN):
-            log.warning("keystonemiddleware answered %s instead of passing the request on", statuses)
-            raise Unauthenticated("the Keystone token could not be validated")
+            if statuses and statuses[0].startswith("503"):
+                raise Unavailable(
+                    "Keystone cannot validate tokens now (unreachable, or it refuses the controller's "
+                    "service credentials; the controller log says which): retry later"
+                )
+            if not statuses or not statuses[0].startswith("401"):
+                log.warning("keystonemiddleware answered %s instead of passing the request on", statuses)
+            raise Unauthenticated("the Keystone token is invalid or expired")
         return identity_from_environ(environ)
 
 
@@ -224,7 +230,8 @@ def _build_middleware(settings: KeystoneSettings) -> Callable[..., Iterable[byte
         "user_domain_name": settings.domain_name,
         "project_domain_name": settings.domain_name,
         "www_authenticate_uri": settings.auth_url,
-        "delay_auth_decision": True,
+        # Decide here: a bad token is answered 401 and an unreachable Keystone 503, not both "invalid".
+        "delay_auth_decision": False,
         "service_token_roles_required": True,
         "token_cache_time": settings.token_cache_s,
         "cache": _CACHE,
