@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable
 from typing import Any
 
 from fulcrum.controller.services import refs
@@ -33,8 +32,6 @@ LISTENER_TIMEOUTS = {
     "timeout_member_data": ("timeout_server_ms", 50000),
     "timeout_tcp_inspect": ("timeout_tcp_inspect_ms", 0),
 }
-
-Status = Callable[[str], str]
 
 
 def stamp(usec: int) -> str:
@@ -182,12 +179,11 @@ def pool(
     snap: Snapshot,
     provisioning: str,
     operating: str,
-    member_status: Callable[[dict[str, Any]], tuple[str, str]],
 ) -> dict[str, Any]:
     meta = snap.data(p.uuid)
     lb = snap.lb_of_pool(p)
     hm = snap.hm_of_pool(p)
-    listeners = [vs for vs in snap.pool_users(p.uuid)]
+    listeners = snap.pool_users(p.uuid)
     return {
         **_common(p, snap),
         "description": p.data.get("description", ""),

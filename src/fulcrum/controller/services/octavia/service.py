@@ -21,7 +21,7 @@ from fulcrum.controller.services import refs
 from fulcrum.controller.services.errors import Conflict, Forbidden, InvalidInput, NotFound, Unsupported
 from fulcrum.controller.services.objects import Batch, ObjectService, format_validation
 from fulcrum.controller.services.octavia import ids, render, schemas
-from fulcrum.controller.services.octavia.status import StatusBook
+from fulcrum.controller.services.octavia.status import StatusBook, server_key
 from fulcrum.controller.services.octavia.view import Snapshot
 from fulcrum.controller.services.rbac import Caller
 from fulcrum.controller.store import repo
@@ -111,13 +111,13 @@ class OctaviaService:
         provisioning = self._lb_status(snap, snap.lb_of_pool(pool))
         has_hm = snap.hm_of_pool(pool) is not None
         operating = self.status.pool_operating(pool, has_hm)
-        return render.pool(pool, snap, provisioning, operating, lambda _s: ("", ""))
+        return render.pool(pool, snap, provisioning, operating)
 
     def members(self, snap: Snapshot, pool: StoredObject) -> list[dict[str, Any]]:
         provisioning = self._lb_status(snap, snap.lb_of_pool(pool))
         health = self.status.member_status(pool, snap.hm_of_pool(pool) is not None)
         return [
-            render.member(pool, s, snap, provisioning, health[_server_key(pool, s)])
+            render.member(pool, s, snap, provisioning, health[server_key(pool, s)])
             for s in pool.data["servers"]
         ]
 
@@ -937,7 +937,7 @@ class OctaviaService:
         changes = schemas.updates(body, "pool")
 
         def work(batch: Batch, snap: Snapshot, pool: StoredObject, lb_uuid: str | None) -> None:
-            current = render.pool(pool, snap, "", "", lambda _s: ("", ""))
+            current = render.pool(pool, snap, "", "")
             merged = {k: current[k] for k in schemas.UPDATABLE["pool"] if k in current}
             merged.update(protocol=current["protocol"], lb_algorithm=current["lb_algorithm"])
             merged.update(changes)
@@ -1510,10 +1510,6 @@ def _tail_uuid(ref: str) -> str:
     if not ids.is_uuid(tail):
         raise InvalidInput(f"Invalid input: {ref!r} is not a certificate reference this provider knows")
     return tail
-
-
-def _server_key(pool: StoredObject, server: dict[str, Any]) -> str:
-    return f"{server['ip']}:{server.get('port') or pool.data['default_server_port']}"
 
 
 def _code_classes(expected: str) -> list[str]:

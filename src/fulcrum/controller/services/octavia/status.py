@@ -72,11 +72,10 @@ class StatusBook:
 
     def member_status(self, pool: StoredObject, has_monitor: bool) -> dict[str, str]:
         """Member id -> ONLINE / ERROR / OFFLINE / NO_MONITOR / DRAINING from the SEs' health checks."""
-        reported = {s["ip"] + ":" + str(s["port"]): s["oper_status"] for s in self._servers(pool)}
+        reported = {f"{s['ip']}:{s['port']}": s["oper_status"] for s in self._servers(pool)}
         out = {}
         for server in pool.data["servers"]:
-            port = server.get("port") or pool.data["default_server_port"]
-            key = f"{server['ip']}:{port}"
+            key = server_key(pool, server)
             if not server.get("enabled", True) or not pool.data.get("enabled", True):
                 out[key] = "OFFLINE"
             elif server.get("ratio", 1) == 0:
