@@ -18,12 +18,6 @@ from support.certs import self_signed
 PASSWORD = "octavia-tests-pw-1"
 
 
-@pytest.fixture(autouse=True)
-def fresh_octavia_service(client: TestClient) -> None:
-    if hasattr(client.app.state, "octavia"):
-        del client.app.state.octavia
-
-
 def subnet_id(client: TestClient) -> str:
     found = client.get("/v2.0/subnets", params={"name": "Default-Cloud-vip-subnet"}).json()["subnets"]
     return str(found[0]["id"])

@@ -22,14 +22,6 @@ QUOTA_NAMES = ("loadbalancer", "load_balancer", "listener", "pool", "member", "h
                "health_monitor", "l7policy", "l7rule")  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def fresh_octavia_service(client: TestClient) -> None:
-    """The module's app outlives each test's services; `api.octavia.octavia()` caches its service on
-    the app, so drop the one a previous test's services left behind."""
-    if hasattr(client.app.state, "octavia"):
-        del client.app.state.octavia
-
-
 @pytest.fixture
 def alpha(client: TestClient) -> str:
     """Tenant `alpha` with a tenant-admin user; returns alpha's Keystone-style project id."""

@@ -36,13 +36,11 @@ RESERVED_QUERY = {"fields", "limit", "marker", "page_reverse", "sort", "sort_key
 
 
 def octavia(request: Request) -> OctaviaService:
-    app = request.app
-    found = getattr(app.state, "octavia", None)
-    svc = services(request)
-    if found is None or found.objects is not svc.objects:  # services are rebuilt on each app start
-        found = OctaviaService(svc.objects, StatusBook(svc.dataplane, svc.settings.dataplane))
-        app.state.octavia = found
-    return found  # type: ignore[no-any-return]
+    return extras.cached(  # type: ignore[no-any-return]
+        request,
+        "octavia",
+        lambda svc: OctaviaService(svc.objects, StatusBook(svc.dataplane, svc.settings.dataplane)),
+    )
 
 
 def _writer(caller: Caller, request: Request) -> None:
@@ -187,8 +185,7 @@ def _resources(router: APIRouter, prefix: str, run: Callable[[Callable[[], Any]]
 
         async def show(request: Request, oid: str, caller: Caller = Depends(get_caller)) -> JSONResponse:
             found = await run(lambda: octavia(request).show(caller, kind, oid))
-            fields = {f for v in request.query_params.getlist("fields") for f in v.split(",")}
-            return JSONResponse({kind: {k: v for k, v in found.items() if not fields or k in fields}})
+            return JSONResponse({kind: extras.fields(request, found)})
 
         async def update(request: Request, oid: str, caller: Caller = Depends(get_caller)) -> JSONResponse:
             _writer(caller, request)

@@ -10,24 +10,33 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
 from fulcrum.controller.api.security import get_caller, services
+from fulcrum.controller.services.container import Services
 from fulcrum.controller.services.octavia.extras import OctaviaExtras
 from fulcrum.controller.services.rbac import Caller
 
 Run = Callable[[Callable[[], Any]], Any]
 
 
-def extras(request: Request) -> OctaviaExtras:
-    """The app's extras service, built anew when the app's services are (each lifespan builds its own)."""
-    app = request.app
+def cached(request: Request, name: str, build: Callable[[Services], Any]) -> Any:
+    """A service kept on the app, built anew when the app's services are (each lifespan builds its own)."""
     svc = services(request)
-    found = getattr(app.state, "octavia_extras", None)
+    found = getattr(request.app.state, name, None)
     if found is None or found.objects is not svc.objects:
-        found = OctaviaExtras(svc.objects, svc.dataplane, svc.settings.dataplane)
-        app.state.octavia_extras = found
-    return found  # type: ignore[no-any-return]
+        found = build(svc)
+        setattr(request.app.state, name, found)
+    return found
 
 
-def _fields(request: Request, item: dict[str, Any]) -> dict[str, Any]:
+def extras(request: Request) -> OctaviaExtras:
+    return cached(  # type: ignore[no-any-return]
+        request,
+        "octavia_extras",
+        lambda svc: OctaviaExtras(svc.objects, svc.dataplane, svc.settings.dataplane),
+    )
+
+
+def fields(request: Request, item: dict[str, Any]) -> dict[str, Any]:
+    """Octavia's `fields=` projection of one resource."""
     wanted = {f for v in request.query_params.getlist("fields") for f in v.split(",")}
     return {k: v for k, v in item.items() if not wanted or k in wanted}
 
@@ -44,7 +53,7 @@ def _mark_lb(request: Request) -> Callable[[str], None]:
     return mark
 
 
-def routes(router: APIRouter, prefix: str, run: Run, shape_list: Any, admin: Any, body: Any) -> None:  # noqa: PLR0915
+def routes(router: APIRouter, prefix: str, run: Run, shape_list: Any, admin: Any, body: Any) -> None:
     """Providers, flavors, flavor profiles and quotas under `prefix`."""
 
     # --- providers --------------------------------------------------------------------------------
@@ -72,77 +81,9 @@ def routes(router: APIRouter, prefix: str, run: Run, shape_list: Any, admin: Any
         shown, _ = shape_list(request, found)
         return JSONResponse({"availability_zone_capabilities": shown})
 
-    # --- flavor profiles (admin only) -------------------------------------------------------------
-
-    profiles = f"{prefix}/flavorprofiles"
-
-    @router.get(profiles)
-    async def list_profiles(request: Request, caller: Caller = Depends(get_caller)) -> JSONResponse:
-        admin(caller)
-        shown, links = shape_list(request, await run(lambda: extras(request).list_profiles()))
-        return JSONResponse({"flavorprofiles": shown, "flavorprofiles_links": links})
-
-    @router.post(profiles)
-    async def create_profile(request: Request, caller: Caller = Depends(get_caller)) -> JSONResponse:
-        admin(caller)
-        given = await body(request)
-        made = await run(lambda: extras(request).create_profile(given))
-        return JSONResponse({"flavorprofile": made}, status_code=201)
-
-    @router.get(f"{profiles}/{{oid}}")
-    async def show_profile(request: Request, oid: str, caller: Caller = Depends(get_caller)) -> JSONResponse:
-        admin(caller)
-        found = await run(lambda: extras(request).show_profile(oid))
-        return JSONResponse({"flavorprofile": _fields(request, found)})
-
-    @router.put(f"{profiles}/{{oid}}")
-    async def update_profile(
-        request: Request, oid: str, caller: Caller = Depends(get_caller)
-    ) -> JSONResponse:
-        admin(caller)
-        given = await body(request)
-        changed = await run(lambda: extras(request).update_profile(oid, given))
-        return JSONResponse({"flavorprofile": changed})
-
-    @router.delete(f"{profiles}/{{oid}}")
-    async def delete_profile(request: Request, oid: str, caller: Caller = Depends(get_caller)) -> Response:
-        admin(caller)
-        await run(lambda: extras(request).delete_profile(oid))
-        return Response(status_code=204)
-
-    # --- flavors (read: everyone; write: admin) ---------------------------------------------------
-
-    flavors = f"{prefix}/flavors"
-
-    @router.get(flavors)
-    async def list_flavors(request: Request, caller: Caller = Depends(get_caller)) -> JSONResponse:
-        shown, links = shape_list(request, await run(lambda: extras(request).list_flavors()))
-        return JSONResponse({"flavors": shown, "flavors_links": links})
-
-    @router.post(flavors)
-    async def create_flavor(request: Request, caller: Caller = Depends(get_caller)) -> JSONResponse:
-        admin(caller)
-        given = await body(request)
-        made = await run(lambda: extras(request).create_flavor(given))
-        return JSONResponse({"flavor": made}, status_code=201)
-
-    @router.get(f"{flavors}/{{oid}}")
-    async def show_flavor(request: Request, oid: str, caller: Caller = Depends(get_caller)) -> JSONResponse:
-        found = await run(lambda: extras(request).show_flavor(oid))
-        return JSONResponse({"flavor": _fields(request, found)})
-
-    @router.put(f"{flavors}/{{oid}}")
-    async def update_flavor(request: Request, oid: str, caller: Caller = Depends(get_caller)) -> JSONResponse:
-        admin(caller)
-        given = await body(request)
-        changed = await run(lambda: extras(request).update_flavor(oid, given))
-        return JSONResponse({"flavor": changed})
-
-    @router.delete(f"{flavors}/{{oid}}")
-    async def delete_flavor(request: Request, oid: str, caller: Caller = Depends(get_caller)) -> Response:
-        admin(caller)
-        await run(lambda: extras(request).delete_flavor(oid))
-        return Response(status_code=204)
+    # --- flavor profiles (admin only) and flavors (read: everyone; write: admin) -------------------
+    _crud(router, f"{prefix}/flavorprofiles", "flavorprofile", "profile", run, shape_list, admin, body, True)
+    _crud(router, f"{prefix}/flavors", "flavor", "flavor", run, shape_list, admin, body, False)
 
     # --- quotas -----------------------------------------------------------------------------------
 
@@ -183,6 +124,59 @@ def routes(router: APIRouter, prefix: str, run: Run, shape_list: Any, admin: Any
         return Response(status_code=204)
 
 
+def _crud(
+    router: APIRouter,
+    path: str,
+    one: str,
+    noun: str,
+    run: Run,
+    shape_list: Any,
+    admin: Any,
+    body: Any,
+    admin_reads: bool,
+) -> None:
+    """List, create, show, update, delete of an admin-managed resource (`OctaviaExtras.<verb>_<noun>`)."""
+    many = f"{one}s"
+
+    def call(request: Request, verb: str, *args: Any) -> Any:
+        method = getattr(extras(request), f"{verb}_{noun}{'s' if verb == 'list' else ''}")
+        return run(lambda: method(*args))
+
+    def reader(caller: Caller) -> None:
+        if admin_reads:
+            admin(caller)
+
+    async def list_(request: Request, caller: Caller = Depends(get_caller)) -> JSONResponse:
+        reader(caller)
+        shown, links = shape_list(request, await call(request, "list"))
+        return JSONResponse({many: shown, f"{many}_links": links})
+
+    async def create(request: Request, caller: Caller = Depends(get_caller)) -> JSONResponse:
+        admin(caller)
+        given = await body(request)
+        return JSONResponse({one: await call(request, "create", given)}, status_code=201)
+
+    async def show(request: Request, oid: str, caller: Caller = Depends(get_caller)) -> JSONResponse:
+        reader(caller)
+        return JSONResponse({one: fields(request, await call(request, "show", oid))})
+
+    async def update(request: Request, oid: str, caller: Caller = Depends(get_caller)) -> JSONResponse:
+        admin(caller)
+        given = await body(request)
+        return JSONResponse({one: await call(request, "update", oid, given)})
+
+    async def delete(request: Request, oid: str, caller: Caller = Depends(get_caller)) -> Response:
+        admin(caller)
+        await call(request, "delete", oid)
+        return Response(status_code=204)
+
+    router.add_api_route(path, list_, methods=["GET"])
+    router.add_api_route(path, create, methods=["POST"])
+    router.add_api_route(f"{path}/{{oid}}", show, methods=["GET"])
+    router.add_api_route(f"{path}/{{oid}}", update, methods=["PUT"])
+    router.add_api_route(f"{path}/{{oid}}", delete, methods=["DELETE"])
+
+
 def amphora_routes(router: APIRouter, run: Run, shape_list: Any, admin: Any) -> None:
     """`/v2/octavia/amphorae`."""
     path = "/v2/octavia/amphorae"
@@ -197,7 +191,7 @@ def amphora_routes(router: APIRouter, run: Run, shape_list: Any, admin: Any) -> 
     async def show_amphora(request: Request, oid: str, caller: Caller = Depends(get_caller)) -> JSONResponse:
         admin(caller)
         found = await run(lambda: extras(request).show_amphora(oid))
-        return JSONResponse({"amphora": _fields(request, found)})
+        return JSONResponse({"amphora": fields(request, found)})
 
     @router.get(f"{path}/{{oid}}/stats")
     async def amphora_stats(request: Request, oid: str, caller: Caller = Depends(get_caller)) -> JSONResponse:
@@ -226,7 +220,7 @@ def network_routes(router: APIRouter, run: Run, shape_list: Any) -> None:
 
         async def show(request: Request, oid: str, caller: Caller = Depends(get_caller)) -> JSONResponse:
             found = await run(lambda: one(extras(request), oid))
-            return JSONResponse({kind: _fields(request, found)})
+            return JSONResponse({kind: fields(request, found)})
 
         # `/v2.0` is Neutron's path; `/v2` is where openstacksdk's version discovery lands when one
         # endpoint serves both APIs (the shared version document's CURRENT entry is Octavia's `/v2`).
