@@ -484,8 +484,10 @@ class DataPlane:
         # Only a heartbeat sent after the drain config was applied counts.
         if state.heartbeat.applied_version < state.desired.version:
             return False
-        sessions = sum(c.current_sessions for c in state.heartbeat.counters if c.vs_uuid == vs_uuid)
-        return sessions == 0
+        reported = [c for c in state.heartbeat.counters if c.vs_uuid == vs_uuid]
+        # No row for the VS is not the same as none left: a beat taken while HAProxy was still loading
+        # the drain config would otherwise end the drain with connections in flight.
+        return bool(reported) and sum(c.current_sessions for c in reported) == 0
 
     # --- storing ----------------------------------------------------------------------------------
 
